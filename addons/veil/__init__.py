@@ -1,0 +1,31 @@
+"""Veil: strips metadata and masks faces in photos on their way to AI services.
+
+The core is pure (bytes in, bytes and a report out): see `veil.core.sanitise`.
+"""
+
+from .errors import (
+    MalformedImage,
+    SanitiseError,
+    TooLarge,
+    UnsupportedFormat,
+    VerificationFailed,
+)
+from .options import FaceMode, SanitiseOptions
+
+__all__ = [
+    "FaceMode",
+    "MalformedImage",
+    "SanitiseError",
+    "SanitiseOptions",
+    "TooLarge",
+    "UnsupportedFormat",
+    "VerificationFailed",
+    "sanitise",
+]
+
+
+def sanitise(data: bytes, options: SanitiseOptions | None = None):
+    """Lazy re-export so `import veil` stays cheap (the core pulls in numpy and onnxruntime)."""
+    from .core import sanitise as _sanitise
+
+    return _sanitise(data, options)
