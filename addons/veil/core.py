@@ -1,0 +1,166 @@
+"""sanitise(bytes, options) -> Result: sniff, strip, mask faces, verify.
+
+Pure: no I/O, no network, no proxy. Either returns verified bytes with a report or
+raises one SanitiseError; the input is never modified and nothing partial escapes.
+"""
+
+import hashlib
+import io
+import time
+from contextlib import contextmanager
+
+from PIL import Image
+
+from . import formats, verify
+from .errors import MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
+from .formats import Header, ImageFormat, Stripped
+from .options import FaceMode, SanitiseOptions
+from .report import Report, Result
+
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class _Stopwatch:
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+
+    @contextmanager
+    def lap(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.laps[name] = round(self.laps.get(name, 0.0) + (time.perf_counter() - started) * 1000, 3)
+
+
+def sanitise(data: bytes, options: SanitiseOptions | None = None) -> Result:
+    options = options or SanitiseOptions()
+    try:
+        return _sanitise(bytes(data), options)
+    except SanitiseError:
+        raise
+    except MemoryError:
+        raise TooLarge("the image needs more memory than is available to clean it") from None
+    except Exception as error:  # fail closed: a bug or a hostile file must not escape as a crash
+        raise MalformedImage(f"the image could not be processed ({type(error).__name__})") from error
+
+
+def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
+    clock = _Stopwatch()
+    with clock.lap("strip"):
+        image_format, header = _admit(data, options)
+        stripped = image_format.strip(data, options.keep_icc)
+    output, faces, masks, quality = stripped.data, [], [], None
+    if options.faces is not FaceMode.OFF:
+        output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock)
+    with clock.lap("verify"):
+        orientation = stripped.orientation if output is stripped.data else 1
+        checks = verify.verify_output(image_format, output, orientation, masks, options)
+    clock.laps["total"] = round(sum(clock.laps.values()), 3)
+    report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, checks)
+    return Result(output, report)
+
+
+def _admit(data: bytes, options: SanitiseOptions) -> tuple[ImageFormat, Header]:
+    """Refuse what we cannot or must not process, before touching any pixel."""
+    if len(data) > options.max_bytes:
+        raise TooLarge(f"the image is {len(data):,} bytes; the limit is {options.max_bytes:,}")
+    image_format = formats.sniff(data)
+    header = image_format.read_header(data)
+    pixels = header.width * header.height
+    if pixels > options.max_pixels:
+        raise TooLarge(
+            f"the image is {header.width}×{header.height} ({pixels / 1e6:.1f} MP); "
+            f"the limit is {options.max_pixels / 1e6:.1f} MP"
+        )
+    return image_format, header
+
+
+def _mask_faces(image_format, header, stripped, options, clock):
+    """Detect on the upright image; when faces are found, re-encode the masked pixels
+    with no metadata. With no faces the lossless strip is kept: no quality is lost."""
+    from .faces import apply_masks, default_detector
+
+    if header.frames > 1:
+        raise UnsupportedFormat("masking faces in animated images is not supported yet")
+    with clock.lap("decode"):
+        upright = decode_upright(stripped.data, stripped.orientation, header)
+    with clock.lap("detect"):
+        faces = default_detector().detect(upright, options.detection)
+    if not faces:
+        return stripped.data, [], [], None
+    with clock.lap("mask"):
+        masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale)
+    with clock.lap("encode"):
+        icc = upright.info.get("icc_profile") if options.keep_icc else None
+        output = image_format.encode(masked, stripped.data, icc)
+    return output, faces, masks, _jpeg_quality(image_format, stripped.data)
+
+
+def decode_upright(data: bytes, orientation: int, header: Header) -> Image.Image:
+    """Full decode, then the rotation the EXIF orientation asks for, so detection and
+    masking see what a person sees."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size != (header.width, header.height):
+                raise MalformedImage("the image's header and its pixel data disagree about its size")
+            image.load()
+            icc = image.info.get("icc_profile")
+            transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+            upright = image.transpose(transpose) if transpose else image.copy()
+    except SanitiseError:
+        raise
+    except Exception as error:
+        raise MalformedImage(f"the image data cannot be decoded: {_readable(error)}") from error
+    if icc:
+        upright.info["icc_profile"] = icc
+    return upright
+
+
+def _readable(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:160]
+
+
+def _jpeg_quality(image_format: ImageFormat, source: bytes) -> int | None:
+    if image_format.name != "jpeg":
+        return None
+    from .formats.jpeg import estimate_quality
+
+    tables = getattr(Image.open(io.BytesIO(source)), "quantization", None) or {}
+    return estimate_quality(list(tables[0])) if 0 in tables else None
+
+
+def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, checks):
+    with Image.open(io.BytesIO(output)) as written:
+        output_size, output_has_icc = written.size, bool(written.info.get("icc_profile"))
+    icc = "dropped" if "icc" in stripped.removed else "kept" if output_has_icc else "none"
+    return Report(
+        format=image_format.name,
+        width=header.width,
+        height=header.height,
+        output_width=output_size[0],
+        output_height=output_size[1],
+        bytes_before=len(data),
+        bytes_after=len(output),
+        sha256_before=hashlib.sha256(data).hexdigest(),
+        sha256_after=hashlib.sha256(output).hexdigest(),
+        orientation=stripped.orientation,
+        metadata_removed=sorted(stripped.removed),
+        icc=icc,
+        face_mode=options.faces.value,
+        faces=[face.to_dict() for face in faces],
+        masks=[list(rect) for rect in masks],
+        reencoded=output is not stripped.data,
+        jpeg_quality=quality,
+        timings_ms=dict(clock.laps),
+        verification=checks,
+    )

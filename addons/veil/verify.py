@@ -1,0 +1,74 @@
+"""Proof that an output is clean, obtained independently of the code that wrote it.
+
+Two parsers look at every output: the format module's strict allow-list walk (which
+knows nothing of what strip decided) and Pillow, a second, unrelated reader. After
+masking, the face detector looks again inside every mask.
+"""
+
+import io
+
+from PIL import Image
+
+from . import formats
+from .errors import MalformedImage, VerificationFailed
+from .formats import ImageFormat
+from .formats.exif import ORIENTATION_TAG
+from .options import FaceMode, SanitiseOptions
+
+# Keys Pillow's readers put in `info` when a file carries these kinds of metadata.
+_FORBIDDEN_INFO = {"comment", "xmp", "photoshop", "mp", "mpoffset", "iptc", "XML:com.adobe.xmp", "Raw profile type exif"}
+_GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
+
+
+def verify_output(
+    image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions
+) -> dict:
+    """`orientation` is what the output must declare: the input's after a lossless strip,
+    1 after a re-encode (the rotation is then in the pixels and must not happen twice)."""
+    findings = image_format.findings(output) + _pillow_findings(image_format, output, orientation)
+    if findings:
+        raise VerificationFailed("metadata survived cleaning: " + "; ".join(findings[:3]))
+    checks: dict[str, object] = {"metadata": "clean", "parsers": ["structure", "pillow"]}
+    if options.faces is FaceMode.OFF:
+        checks["faces"] = "not checked: face masking is off"
+    elif masks:
+        checks["faces"] = _faces_gone(output, masks, options)
+    else:
+        checks["faces"] = "no face found"
+    return checks
+
+
+def _pillow_findings(image_format: ImageFormat, output: bytes, orientation: int) -> list[str]:
+    if formats.sniff(output) is not image_format:
+        return [f"output is no longer {image_format.name}"]
+    try:
+        image = Image.open(io.BytesIO(output))
+    except Exception as error:
+        raise MalformedImage(f"the cleaned image cannot be read back ({type(error).__name__}): the input is damaged")
+    with image:
+        found = [f"Pillow sees {key!r}" for key in image.info if key in _FORBIDDEN_INFO]
+        exif = image.getexif()
+        if set(exif) - {ORIENTATION_TAG}:
+            found.append(f"Pillow sees EXIF tags {sorted(set(exif) - {ORIENTATION_TAG})}")
+        if exif.get(ORIENTATION_TAG, 1) != orientation:
+            found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
+        if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
+            found.append("Pillow sees a GPS or EXIF sub-IFD")
+        for marker, payload in getattr(image, "applist", []):
+            if marker not in ("APP0", "APP1", "APP2", "APP14"):
+                found.append(f"Pillow sees a {marker} segment")
+    return found
+
+
+def _faces_gone(output: bytes, masks: list, options: SanitiseOptions) -> str:
+    from .faces import default_detector
+
+    with Image.open(io.BytesIO(output)) as image:
+        image.load()
+        leftover = default_detector().find_in_regions(image, masks, options.detection)
+    if leftover:
+        raise VerificationFailed(
+            f"{len(leftover)} face(s) are still detectable inside the masked areas ({options.faces.value}); "
+            "use the opaque 'mask' mode"
+        )
+    return f"no face detectable inside {len(masks)} masked area(s)"

@@ -1,0 +1,72 @@
+"""Tiny builders for the format unit tests: a real encoder makes the pixels, these
+helpers splice in the segments and chunks Pillow will not write."""
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+
+def gradient(size=(48, 32), mode="RGB") -> Image.Image:
+    """An asymmetric picture, so any wrong rotation or flip changes pixels."""
+    image = Image.new("RGB", size)
+    image.putdata([((x * 5) % 256, (y * 7) % 256, (x * y) % 256) for y in range(size[1]) for x in range(size[0])])
+    return image.convert(mode)
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def insert_after_soi(jpeg: bytes, *segments: bytes) -> bytes:
+    return jpeg[:2] + b"".join(segments) + jpeg[2:]
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def insert_before_iend(png: bytes, *chunks: bytes) -> bytes:
+    at = png.rindex(b"IEND") - 4
+    return png[:at] + b"".join(chunks) + png[at:]
+
+
+def exif_block(orientation: int | None = None, gps: bool = False) -> bytes:
+    """A TIFF block (no 'Exif' prefix) with Make, optional Orientation, optional GPS IFD."""
+    entries = [(0x010F, 2, 4, b"Cam\x00")]
+    if orientation:
+        entries.append((0x0112, 3, 1, struct.pack(">HH", orientation, 0)))
+    if gps:
+        entries.append((0x8825, 4, 1, b""))  # value patched below
+    count = len(entries)
+    ifd_size = 2 + 12 * count + 4
+    gps_offset = 8 + ifd_size
+    body = struct.pack(">H", count)
+    for tag, typ, n, value in sorted(entries):
+        value = struct.pack(">I", gps_offset) if tag == 0x8825 else value
+        body += struct.pack(">HHI", tag, typ, n) + value.ljust(4, b"\x00")
+    body += struct.pack(">I", 0)
+    gps_ifd = struct.pack(">H", 1) + struct.pack(">HHI4s", 0x0001, 2, 2, b"N\x00\x00\x00") + struct.pack(">I", 0)
+    return b"MM\x00*" + struct.pack(">I", 8) + body + (gps_ifd if gps else b"")
+
+
+def xmp_packet(orientation: int | None = None, as_element: bool = False) -> bytes:
+    if orientation is None:
+        inner = '<rdf:Description dc:creator="Jane Doe"/>'
+    elif as_element:
+        inner = f"<rdf:Description><tiff:Orientation>{orientation}</tiff:Orientation></rdf:Description>"
+    else:
+        inner = f'<rdf:Description tiff:Orientation="{orientation}" dc:creator="Jane Doe"/>'
+    return (
+        '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"{inner}</rdf:RDF></x:xmpmeta><?xpacket end=\"w\"?>"
+    ).encode()
