@@ -1,0 +1,74 @@
+"""`veil scrub` as a user runs it: a real subprocess, real files, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from builders import encode, exif_block, gradient
+
+VEIL = [sys.executable, "-m", "veil.cli"]
+
+
+def scrub(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*VEIL, "scrub", *map(str, args)], input=stdin, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def gps_jpeg(tmp_path) -> Path:
+    path = tmp_path / "holiday.jpg"
+    path.write_bytes(encode(gradient(), "JPEG", exif=b"Exif\x00\x00" + exif_block(gps=True)))
+    return path
+
+
+def test_scrub_writes_a_clean_file_and_prints_the_report(gps_jpeg, tmp_path):
+    out = tmp_path / "clean.jpg"
+    done = scrub(gps_jpeg, out, "--faces", "off", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert "gps" in report["metadata_removed"] and report["face_mode"] == "off"
+    assert report["bytes_after"] == out.stat().st_size
+    assert not Image.open(out).getexif()
+
+
+def test_refused_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(encode(gradient(), "JPEG")[:200])
+    out = tmp_path / "out.jpg"
+    done = scrub(bad, out)
+    assert done.returncode == 2
+    assert done.stderr.decode().count("\n") == 1 and "past the end of the file" in done.stderr.decode()
+    assert b"Traceback" not in done.stderr and not out.exists()
+    assert not list(tmp_path.glob(".out.jpg*"))  # no temporary left behind
+
+
+def test_unsupported_and_missing_inputs_exit_2(tmp_path):
+    gif = tmp_path / "a.gif"
+    gif.write_bytes(encode(gradient(), "GIF"))
+    assert scrub(gif, tmp_path / "o.gif", "--faces", "off").returncode == 2
+    done = scrub(tmp_path / "nope.jpg", tmp_path / "o.jpg")
+    assert done.returncode == 2 and b"cannot read" in done.stderr
+
+
+def test_too_large_is_refused(gps_jpeg, tmp_path):
+    done = scrub(gps_jpeg, tmp_path / "o.jpg", "--max-megapixels", "0.001")
+    assert done.returncode == 2 and b"limit" in done.stderr
+
+
+def test_stdin_to_stdout(gps_jpeg):
+    done = scrub("-", "-", "--faces", "off", stdin=gps_jpeg.read_bytes())
+    assert done.returncode == 0 and done.stdout[:2] == b"\xff\xd8"
+    assert b"GPS" not in done.stdout and b"Cam" not in done.stdout
+
+
+def test_drop_icc(tmp_path):
+    from PIL import ImageCms
+
+    source = tmp_path / "icc.png"
+    source.write_bytes(encode(gradient(), "PNG", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()))
+    done = scrub(source, tmp_path / "o.png", "--faces", "off", "--drop-icc", "--json")
+    assert json.loads(done.stdout)["icc"] == "dropped"
+    assert "icc_profile" not in Image.open(tmp_path / "o.png").info
