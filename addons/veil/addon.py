@@ -1,0 +1,221 @@
+"""The mitmproxy adapter: options, hooks, the worker pool, flow comments.
+
+Everything that decides lives in `gateway` (pure); this module only moves bytes
+between mitmproxy flows and that logic, off the event loop.
+"""
+
+import asyncio
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+
+from . import gateway
+from .audit import AuditLog, RequestFacts, public_url
+from .policy import Match, Policy, PolicyError, load_policy
+
+log = logging.getLogger("veil")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
+MATCH_KEY = "veil_match"
+_MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
+
+
+def default_audit_log() -> Path:
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "veil" / "audit.jsonl"
+
+
+class Veil:
+    def __init__(self):
+        self.policy: Policy | None = None
+        self.audit: AuditLog | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self._allow_hosts_are_ours = False
+
+    def load(self, loader):
+        loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
+        loader.add_option("veil_audit_log", str, str(default_audit_log()), "Veil's audit log (JSON lines, append-only).")
+        loader.add_option(
+            "veil_workers", int, max(1, os.cpu_count() or 1), "Images cleaned at the same time (CPU-bound work)."
+        )
+        loader.add_option(
+            "veil_decrypt_all",
+            bool,
+            False,
+            "Decrypt every host. By default only hosts the policy protects are decrypted; "
+            "all other traffic is tunnelled untouched.",
+        )
+
+    def configure(self, updated: set[str]):
+        if "veil_policy" in updated:
+            self.policy = _load_policy_or_refuse(ctx.options.veil_policy)
+        if "veil_audit_log" in updated:
+            self._open_audit_log(ctx.options.veil_audit_log)
+        if "veil_workers" in updated:
+            self._start_pool(ctx.options.veil_workers)
+        if updated & {"veil_policy", "veil_decrypt_all", "allow_hosts", "ignore_hosts"}:
+            self._decrypt_only_protected_hosts(updated)
+        if updated & {"veil_policy", "stream_large_bodies"}:
+            _refuse_streaming_of_protected_bodies(self.policy)
+
+    def _open_audit_log(self, path: str):
+        try:
+            audit = AuditLog(path)
+        except OSError as error:
+            raise exceptions.OptionsError(f"veil_audit_log: cannot open {path}: {error.strerror}") from None
+        if self.audit:
+            self.audit.close()
+        self.audit = audit
+
+    def _start_pool(self, workers: int):
+        if workers < 1:
+            raise exceptions.OptionsError("veil_workers must be at least 1")
+        if self.pool:
+            self.pool.shutdown(wait=False)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veil-worker")
+
+    def _decrypt_only_protected_hosts(self, updated: set[str]):
+        """Derive allow_hosts from the policy unless the operator chose hosts themselves."""
+        user_chose = (ctx.options.allow_hosts and not self._allow_hosts_are_ours) or ctx.options.ignore_hosts
+        if ctx.options.veil_decrypt_all or user_chose:
+            if self._allow_hosts_are_ours and ctx.options.veil_decrypt_all:
+                self._allow_hosts_are_ours = False
+                ctx.options.update(allow_hosts=[])
+            return
+        patterns = self.policy.allow_hosts_patterns()
+        if list(ctx.options.allow_hosts) != patterns:
+            self._allow_hosts_are_ours = True
+            ctx.options.update(allow_hosts=patterns)
+
+    def running(self):
+        log.info(
+            f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
+        )
+
+    def done(self):
+        if self.pool:
+            self.pool.shutdown(wait=True, cancel_futures=False)
+        if self.audit:
+            self.audit.close()
+
+    def requestheaders(self, flow: http.HTTPFlow):
+        match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method)
+        if match is None:
+            return
+        flow.metadata[MATCH_KEY] = match
+        flow.request.stream = False  # a protected body is never forwarded before it is examined
+
+    async def request(self, flow: http.HTTPFlow):
+        match: Match | None = flow.metadata.get(MATCH_KEY)
+        if match is None or flow.response or match.rule.action == "allow":
+            return
+        facts = _facts(flow, match)
+        try:
+            verdict = await self._examine(flow, match)
+        except gateway.RequestRefused as refusal:
+            self._refuse(flow, facts, refusal.reason)
+            return
+        self._apply(flow, verdict, facts)
+
+    async def _examine(self, flow: http.HTTPFlow, match: Match) -> gateway.BodyVerdict:
+        rule = match.rule
+        if rule.action == "block":
+            raise gateway.RequestRefused(f"the policy blocks uploads to {match.service}")
+        body = _decoded_body(flow, rule.limits.max_body_bytes)
+        content_type = flow.request.headers.get("content-type")
+        envelope, slots = await self._in_pool(gateway.locate_images, body, content_type, rule)
+        verdict = gateway.BodyVerdict(envelope)
+        timeout = rule.limits.image_timeout_seconds
+        jobs = [self._clean_with_deadline(slot, rule, timeout) for slot in slots]
+        verdict.outcomes = list(await asyncio.gather(*jobs))
+        if not verdict.blocked and rule.action != "monitor":
+            verdict.body = gateway.rebuild(body, verdict.outcomes)
+        return verdict
+
+    async def _clean_with_deadline(self, slot, rule, timeout: float) -> gateway.ImageOutcome:
+        try:
+            return await asyncio.wait_for(self._in_pool(gateway.clean_image, slot, rule), timeout)
+        except TimeoutError:
+            return gateway.timed_out(slot, rule, timeout)
+
+    def _in_pool(self, function, *args):
+        return asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+    def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts):
+        for record in gateway.records(verdict, facts):
+            self.audit.write(record)
+        if not verdict.outcomes:
+            return
+        if verdict.blocked:
+            _answer_blocked(flow, verdict.blocked.reason)
+        elif verdict.body is not None:
+            flow.request.content = verdict.body  # mitmproxy re-applies Content-Encoding and Content-Length
+        flow.comment = gateway.summary(verdict)
+        flow.marked = _MARKERS[verdict.blocked.event if verdict.blocked else verdict.outcomes[0].event]
+
+    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, reason: str):
+        self.audit.write(gateway.refusal_record(facts, reason))
+        _answer_blocked(flow, reason)
+        flow.comment = f"Veil blocked this upload: {reason}"
+        flow.marked = _MARKERS["blocked"]
+
+
+def _load_policy_or_refuse(path: str) -> Policy:
+    try:
+        return load_policy(path)
+    except PolicyError as error:
+        raise exceptions.OptionsError(f"Veil will not start on this policy:\n{error}") from None
+
+
+def _refuse_streaming_of_protected_bodies(policy: Policy | None):
+    """A streamed body reaches the service before Veil has seen it: never for a protected route."""
+    from mitmproxy.utils import human
+
+    limit = ctx.options.stream_large_bodies
+    if policy is None or not limit:
+        return
+    largest = policy.largest_body_limit()
+    if human.parse_size(limit) < largest:
+        raise exceptions.OptionsError(
+            f"stream_large_bodies={limit} would forward protected uploads before Veil examines them; "
+            f"unset it or raise it above the policy's largest max_body_bytes ({largest} bytes)"
+        )
+
+
+def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
+    raw = flow.request.raw_content or b""
+    if len(raw) > limit:
+        raise gateway.RequestRefused(f"the request body is {len(raw):,} bytes; the policy inspects at most {limit:,}")
+    try:
+        body = flow.request.get_content(strict=True) or b""
+    except ValueError:
+        raise gateway.RequestRefused("the request body's Content-Encoding could not be decoded") from None
+    if len(body) > limit:
+        raise gateway.RequestRefused(f"the decoded request body exceeds the policy's {limit:,} byte limit")
+    return body
+
+
+def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
+    auth = flow.metadata.get("proxyauth")
+    request = flow.request
+    return RequestFacts(
+        client=flow.client_conn.peername[0] if flow.client_conn.peername else "unknown",
+        user=auth[0] if auth else None,
+        service=match.service,
+        rule=match.rule_name,
+        method=request.method,
+        url=public_url(request.scheme, request.pretty_host, request.port, request.path),
+    )
+
+
+def _answer_blocked(flow: http.HTTPFlow, reason: str):
+    """OpenAI-style error JSON, so SDKs surface the reason to the person."""
+    body = {"error": {"type": "veil_blocked", "code": "veil_blocked", "message": f"Veil blocked this upload: {reason}"}}
+    flow.response = http.Response.make(
+        403, json.dumps(body).encode(), {"Content-Type": "application/json", "X-Veil": "blocked"}
+    )

@@ -1,0 +1,11 @@
+"""Entry point for `mitmdump -s addons/veil_addon.py`: builds the Veil addon, nothing else."""
+
+import sys
+from pathlib import Path
+
+# Let the script work from a checkout even when the package is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from veil.addon import Veil  # noqa: E402
+
+addons = [Veil()]
