@@ -1,0 +1,231 @@
+"""Images in multipart bodies (RFC 7578 form-data, and any multipart/* per RFC 2046).
+
+mitmproxy's own multipart parser is not byte-exact (it drops CR/LF inside file bytes
+and rewrites part headers), so this one only locates parts and never rebuilds them:
+the preamble, every delimiter, every part header and the epilogue stay as they were.
+
+A part is an image when its content starts with image magic, whatever its declared type
+(OpenAI Uploads sends images as application/octet-stream named "upload"). A part may also
+carry an image as text: a data URL or base64 in a form field, or a part sent with
+`Content-Transfer-Encoding: base64`; and a JSON part may hold base64 images of its own.
+"""
+
+import re
+import urllib.parse
+from dataclasses import dataclass, replace
+
+from . import json_base64
+from .base import EnvelopeError, ImageSlot, identity
+from .magic import HEAD_BYTES, looks_like_image
+
+NAME = "multipart"
+
+# RFC 2046 bchars; a boundary is 1-70 of them and does not end with a space.
+_BOUNDARY_CHARS = rb"0-9A-Za-z'()+_,\-./:=? "
+# A body that opens with a delimiter line followed by a header line (or the blank line
+# of a part without headers) is multipart whatever its Content-Type says.
+_LEADING_DELIMITER = re.compile(rb"--([" + _BOUNDARY_CHARS + rb"]{0,69}[" + _BOUNDARY_CHARS[:-1] + rb"])[ \t]*\r\n(?:\r\n|[!-9;-~]+:)")
+_TRANSPORT_PADDING_THEN_CRLF = re.compile(rb"[ \t]*\r\n")
+_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Part:
+    index: int
+    headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
+    name: str | None
+    filename: str | None
+    content_type: str | None
+    content_start: int
+    content_end: int
+
+
+def find_images(body: bytes, content_type: str | None) -> list[ImageSlot] | None:
+    """Every image in a multipart body; None when the body is not multipart."""
+    boundary = _boundary(body, content_type)
+    if boundary is None:
+        return None
+    slots: list[ImageSlot] = []
+    for part, location in _locate(parse_parts(body, boundary)):
+        slots.extend(_slots_in_part(body, part, location))
+    return slots
+
+
+def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
+    """The parts of a multipart body, located by byte offsets. Raises EnvelopeError when
+    the body does not follow RFC 2046 (no delimiter, unterminated headers, no close)."""
+    dash_boundary = b"--" + boundary
+    delimiter = b"\r\n" + dash_boundary
+    if _is_delimiter_line(body, 0, dash_boundary):
+        at = 0
+    else:  # a preamble first: the CRLF before the first delimiter belongs to the delimiter
+        at = _find_delimiter(body, delimiter, 0)
+        if at < 0:
+            raise EnvelopeError("the multipart body never uses the boundary it declares")
+        at += 2
+    parts: list[Part] = []
+    while True:
+        after_boundary = at + len(dash_boundary)
+        if body.startswith(b"--", after_boundary):
+            return parts  # close delimiter: what follows is the epilogue
+        headers_start = _TRANSPORT_PADDING_THEN_CRLF.match(body, after_boundary).end()
+        headers, content_start = _read_headers(body, headers_start, delimiter, len(parts))
+        content_end = _find_delimiter(body, delimiter, content_start)
+        if content_end < 0:
+            raise EnvelopeError(f"the multipart body is truncated: part {len(parts) + 1} has no closing boundary")
+        parts.append(_part(len(parts), headers, content_start, content_end))
+        at = content_end + 2
+
+
+def _is_delimiter_line(body: bytes, at: int, dash_boundary: bytes) -> bool:
+    """`--boundary` at `at`, then `--` (close) or optional whitespace and CRLF. Anything
+    else is content that merely starts like the boundary."""
+    if not body.startswith(dash_boundary, at):
+        return False
+    after = at + len(dash_boundary)
+    return body.startswith(b"--", after) or _TRANSPORT_PADDING_THEN_CRLF.match(body, after) is not None
+
+
+def _find_delimiter(body: bytes, delimiter: bytes, start: int) -> int:
+    """Offset of the next real `\\r\\n--boundary` delimiter at or after `start`, or -1."""
+    while (found := body.find(delimiter, start)) >= 0:
+        if _is_delimiter_line(body, found + 2, delimiter[2:]):
+            return found
+        start = found + 1
+    return -1
+
+
+def _read_headers(body: bytes, start: int, delimiter: bytes, index: int) -> tuple[dict[str, str], int]:
+    """The part's headers and where its content starts (after the blank line)."""
+    if body.startswith(b"\r\n", start):  # no headers at all
+        return {}, start + 2
+    end = body.find(b"\r\n\r\n", start)
+    if end < 0 or body.find(delimiter, start, end) >= 0:  # a blank line of a later part does not count
+        raise EnvelopeError(f"the multipart body is truncated: the headers of part {index + 1} never end")
+    return _parse_header_block(body[start:end].decode("utf-8", "replace")), end + 4
+
+
+def _parse_header_block(block: str) -> dict[str, str]:
+    unfolded = re.sub(r"\r\n(?=[ \t])", "", block)  # obsolete line folding
+    headers: dict[str, str] = {}
+    for line in unfolded.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _part(index: int, headers: dict[str, str], content_start: int, content_end: int) -> Part:
+    disposition = parameters(headers.get("content-disposition", ""))
+    filename = disposition.get("filename*") or disposition.get("filename")
+    return Part(index, headers, disposition.get("name"), filename, headers.get("content-type"), content_start, content_end)
+
+
+def parameters(header_value: str) -> dict[str, str]:
+    """`form-data; name="a \\"b\\""; filename*=UTF-8''%C3%A9.jpg` → {name, filename*}, with
+    quoted strings unescaped and RFC 5987 extended values decoded."""
+    found: dict[str, str] = {}
+    for match in _PARAMETER.finditer(header_value):
+        key, quoted, token = match.group(1).lower(), match.group(2), match.group(3)
+        value = _QUOTED_PAIR.sub(r"\1", quoted) if quoted is not None else token.strip()
+        if key.endswith("*"):
+            value = _decode_extended_value(value)
+        found[key] = value
+    return found
+
+
+def _decode_extended_value(value: str) -> str:
+    """RFC 5987: charset'language'percent-encoded."""
+    charset, quote, rest = value.partition("'")
+    if not quote:
+        return value
+    encoded = rest.partition("'")[2]
+    try:
+        return urllib.parse.unquote(encoded, encoding=charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return urllib.parse.unquote(encoded, errors="replace")
+
+
+# ---------------------------------------------------------------------------------------
+# Which boundary, which parts are images.
+
+
+def _boundary(body: bytes, content_type: str | None) -> bytes | None:
+    """The boundary the body really uses: the declared one, unless the body plainly opens
+    with another delimiter (a wrong or missing header)."""
+    declared = _declared_boundary(content_type)
+    opening = _LEADING_DELIMITER.match(body)
+    sniffed = opening.group(1) if opening else None
+    if declared is not None and (sniffed is None or sniffed == declared):
+        return declared
+    if sniffed is not None:
+        return sniffed
+    if _is_multipart(content_type):
+        raise EnvelopeError("the request says it is multipart but names no boundary, and its body starts with none")
+    return None
+
+
+def _is_multipart(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";", 1)[0].strip().lower().startswith("multipart/")
+
+
+def _declared_boundary(content_type: str | None) -> bytes | None:
+    if not _is_multipart(content_type):
+        return None
+    _, semicolon, rest = content_type.partition(";")
+    boundary = parameters(semicolon + rest).get("boundary")
+    if not boundary:
+        return None
+    return boundary.encode("utf-8", "replace")
+
+
+def _locate(parts: list[Part]) -> list[tuple[Part, str]]:
+    """Each part's location: its field name, with `#n` from the second use of a name on
+    (`image[]`, `image[]#1`); unnamed parts (multipart/related) are `part#index`."""
+    seen: dict[str, int] = {}
+    located = []
+    for part in parts:
+        if part.name is None:
+            located.append((part, f"part#{part.index}"))
+            continue
+        count = seen.get(part.name, 0)
+        seen[part.name] = count + 1
+        located.append((part, part.name if count == 0 else f"{part.name}#{count}"))
+    return located
+
+
+def _slots_in_part(body: bytes, part: Part, location: str) -> list[ImageSlot]:
+    start, end = part.content_start, part.content_end
+    if looks_like_image(body[start : min(end, start + HEAD_BYTES)]):
+        return [ImageSlot(location, (start, end), body[start:end], part.content_type, part.filename, identity)]
+    head = body[start : min(end, start + 512)]
+    if head.lstrip()[:1] in (b"{", b"["):  # a JSON part, such as a request's metadata
+        nested = json_base64.find_images(body[start:end], part.content_type) or []
+        return [_nested(slot, location, start) for slot in nested]
+    if not json_base64.looks_like_text_image(head):
+        return []
+    content = body[start:end]
+    as_text = json_base64.find_text_image(content, f"multipart part {location!r}")
+    if as_text is None:
+        return []
+    prefix = content[: as_text.prefix_length]
+    declared_type = as_text.declared_type or part.content_type
+    encode = _TextEncoder(prefix, as_text.style)
+    return [ImageSlot(location, (start, end), as_text.image, declared_type, part.filename, encode)]
+
+
+def _nested(slot: ImageSlot, location: str, offset: int) -> ImageSlot:
+    start, end = slot.span
+    return replace(slot, location=f"{location}:{slot.location}", span=(start + offset, end + offset))
+
+
+@dataclass(frozen=True)
+class _TextEncoder:
+    """Writes an image back as the part held it: data-URL prefix, then base64 in the same style."""
+
+    prefix: bytes
+    style: json_base64.Base64Style
+
+    def __call__(self, image: bytes) -> bytes:
+        return self.prefix + json_base64.encode_base64(image, self.style)
