@@ -42,6 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     scrub.add_argument("--max-megapixels", type=float, default=50.0, help="refuse larger images (default 50)")
     scrub.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     scrub.set_defaults(handler=_scrub)
+
+    run = commands.add_parser("run", help="start the proxy (mitmdump with the Veil addon)")
+    run.add_argument("--policy", default=None, help="policy file (default: config/policy.yaml)")
+    run.add_argument("--audit-log", default=None, help="audit log path (default: ~/.local/state/veil/audit.jsonl)")
+    run.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080)")
+    run.add_argument("--confdir", default="~/.mitmproxy", help="where the CA certificate and key live")
+    run.add_argument("mitmproxy_args", nargs=argparse.REMAINDER, help="after --: extra mitmdump arguments")
+    run.set_defaults(handler=_run)
+
+    policy = commands.add_parser("policy", help="work with policy files")
+    policy_commands = policy.add_subparsers(title="policy commands")
+    check = policy_commands.add_parser("check", help="validate a policy file and summarise it")
+    check.add_argument("file")
+    check.set_defaults(handler=_policy_check)
     return parser
 
 
@@ -70,6 +85,64 @@ def _scrub(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.report.to_dict()), file=sys.stderr if args.output == "-" else sys.stdout)
     return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from .policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as error:
+        print(error, file=sys.stderr)
+        return 1
+    rules = sum(len(service.routes) for service in policy.services)
+    print(f"{args.file}: valid: {len(policy.services)} services, {rules} rules")
+    for service in policy.services:
+        hosts = ", ".join(pattern.text for pattern in service.hosts)
+        actions = ", ".join(sorted({route.rule.action.value for route in service.routes}))
+        print(f"  {service.name}: {hosts} ({actions})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Validates the policy first (a readable message beats a mitmproxy traceback), then
+    becomes mitmdump with the Veil addon."""
+    from .addon import DEFAULT_POLICY, default_audit_log
+    from .policy import PolicyError, load_policy
+
+    policy_path = Path(args.policy or DEFAULT_POLICY)
+    try:
+        load_policy(policy_path)
+    except PolicyError as error:
+        print(f"veil: not starting on this policy:\n{error}", file=sys.stderr)
+        return EXIT_REFUSED
+    confdir = Path(args.confdir).expanduser()
+    audit_log = Path(args.audit_log or default_audit_log())
+    extra = args.mitmproxy_args[1:] if args.mitmproxy_args[:1] == ["--"] else args.mitmproxy_args
+    command = [
+        str(Path(sys.executable).with_name("mitmdump")),
+        "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
+        "--set", f"confdir={confdir}",
+        "-s", str(Path(__file__).resolve().parents[1] / "veil_addon.py"),
+        "--set", f"veil_policy={policy_path.resolve()}",
+        "--set", f"veil_audit_log={audit_log}",
+        *extra,
+    ]  # fmt: skip
+    _print_start_banner(args, policy_path, audit_log, confdir)
+    os.execv(command[0], command)
+
+
+def _print_start_banner(args, policy_path: Path, audit_log: Path, confdir: Path) -> None:
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    print(
+        f"Veil: proxy on http://{args.listen_host}:{args.listen_port}  policy: {policy_path}  audit log: {audit_log}\n"
+        f"  CA certificate: {ca}{'' if ca.exists() else ' (created on first start)'}\n"
+        f"  Trust it, then point clients at the proxy, e.g.:\n"
+        f"    export HTTPS_PROXY=http://{args.listen_host}:{args.listen_port} SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}\n"
+        f"  README.md explains system-wide trust and proxy settings.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _refuse(message: str) -> int:
