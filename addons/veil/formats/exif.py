@@ -96,7 +96,10 @@ def orientation_from_xmp(xmp: bytes) -> int | None:
 
 
 def exif_categories(block: bytes) -> set[str]:
-    """What kinds of personal data an EXIF block held, for the report."""
+    """What kinds of personal data an EXIF block held, for the report. A block holding
+    nothing but Orientation is re-written, not removed, so it reports nothing."""
+    if is_minimal_orientation_exif(block):
+        return set()
     found = {"exif"}
     tiff = tiff_payload(block)
     parsed = _ifd0(tiff)
