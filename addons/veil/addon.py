@@ -36,6 +36,7 @@ class Veil:
         self.audit: AuditLog | None = None
         self.pool: ThreadPoolExecutor | None = None
         self._allow_hosts_are_ours = False
+        self._running = False
 
     def load(self, loader):
         loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
@@ -52,8 +53,17 @@ class Veil:
         )
 
     def configure(self, updated: set[str]):
-        if "veil_policy" in updated and not self._load_policy(ctx.options.veil_policy):
-            return
+        try:
+            self._configure(updated)
+        except exceptions.OptionsError as error:
+            if self._running:
+                raise  # mitmproxy keeps the previous, valid settings in force
+            # At start-up a logged error makes mitmproxy exit: the message, without a traceback.
+            log.error(str(error))
+
+    def _configure(self, updated: set[str]):
+        if "veil_policy" in updated:
+            self.policy = _load_policy(ctx.options.veil_policy)
         if "veil_audit_log" in updated:
             self._open_audit_log(ctx.options.veil_audit_log)
         if "veil_workers" in updated:
@@ -62,18 +72,6 @@ class Veil:
             self._decrypt_only_protected_hosts(updated)
         if updated & {"veil_policy", "stream_large_bodies"}:
             _refuse_streaming_of_protected_bodies(self.policy)
-
-    def _load_policy(self, path: str) -> bool:
-        try:
-            self.policy = load_policy(path)
-            return True
-        except PolicyError as error:
-            message = f"Veil will not start on this policy:\n{error}"
-        if self.policy is None:
-            # At start-up a logged error makes mitmproxy exit, with the message and no traceback.
-            log.error(message)
-            return False
-        raise exceptions.OptionsError(message)  # at run time: keep the policy in force
 
     def _open_audit_log(self, path: str):
         try:
@@ -105,6 +103,9 @@ class Veil:
             ctx.options.update(allow_hosts=patterns)
 
     def running(self):
+        self._running = True
+        if self.policy is None:
+            return  # start-up failed and was logged; mitmproxy is exiting
         log.info(
             f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
         )
@@ -175,6 +176,13 @@ class Veil:
         _answer_blocked(flow, reason)
         flow.comment = f"Veil blocked this upload: {reason}"
         flow.marked = _MARKERS["blocked"]
+
+
+def _load_policy(path: str) -> Policy:
+    try:
+        return load_policy(path)
+    except PolicyError as error:
+        raise exceptions.OptionsError(f"Veil will not start on this policy:\n{error}") from None
 
 
 def _refuse_streaming_of_protected_bodies(policy: Policy | None):

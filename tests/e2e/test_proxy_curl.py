@@ -87,7 +87,7 @@ def test_unprotected_hosts_are_tunnelled_not_decrypted(proxy, proxy_env, direct_
     assert forged.returncode != 0  # Veil's CA signed nothing for this host
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd", "deflate"])
 def test_compressed_request_bodies_are_cleaned(proxy, proxy_env, upstream, encoding):
     import base64
 

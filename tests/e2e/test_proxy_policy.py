@@ -86,6 +86,17 @@ def test_a_bad_policy_stops_start_up_with_a_readable_message(tmp_path):
     assert "Traceback" not in output
 
 
+def test_streaming_protected_bodies_is_refused_at_start_up(tmp_path):
+    """A streamed body would reach the service before Veil saw it."""
+    done = subprocess.run(
+        [str(MITMDUMP), "--listen-port", "0", "-s", str(ROOT / "addons" / "veil_addon.py"),
+         "--set", "stream_large_bodies=1m", "--set", f"veil_audit_log={tmp_path / 'audit.jsonl'}"],
+        capture_output=True, timeout=60, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "stream_large_bodies=1m would forward protected uploads" in done.stdout + done.stderr
+
+
 def test_veil_policy_check(tmp_path):
     veil = [str(MITMDUMP.with_name("veil")), "policy", "check"]
     good = subprocess.run([*veil, str(ROOT / "config" / "policy.yaml")], capture_output=True, text=True, timeout=60)
