@@ -125,7 +125,7 @@ class Veil:
 
     async def request(self, flow: http.HTTPFlow):
         match: Match | None = flow.metadata.get(MATCH_KEY)
-        if match is None or flow.response or match.rule.action == "allow":
+        if match is None or flow.response:
             return
         facts = _facts(flow, match)
         try:
@@ -142,7 +142,10 @@ class Veil:
         body = _decoded_body(flow, rule.limits.max_body_bytes)
         content_type = flow.request.headers.get("content-type")
         envelope, slots = await self._in_pool(gateway.locate_images, body, content_type, rule)
-        verdict = gateway.BodyVerdict(envelope)
+        verdict = gateway.BodyVerdict(envelope, unparsed=envelope == "none" and bool(body))
+        if rule.action == "allow":
+            verdict.outcomes = [gateway.allowed(slot) for slot in slots]
+            return verdict
         timeout = rule.limits.image_timeout_seconds
         jobs = [self._clean_with_deadline(slot, rule, timeout) for slot in slots]
         verdict.outcomes = list(await asyncio.gather(*jobs))
@@ -162,6 +165,8 @@ class Veil:
     def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts):
         for record in gateway.records(verdict, facts):
             self.audit.write(record)
+        if verdict.unparsed:
+            flow.comment = "Veil: body format not inspected (allowed by the policy)"
         if not verdict.outcomes:
             return
         if verdict.blocked:

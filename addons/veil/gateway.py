@@ -44,6 +44,7 @@ class BodyVerdict:
     envelope: str
     outcomes: list[ImageOutcome] = field(default_factory=list)
     body: bytes | None = None  # the rebuilt body when anything changed
+    unparsed: bool = False  # a body no envelope could read, let through as the policy allows
 
     @property
     def blocked(self) -> ImageOutcome | None:
@@ -80,6 +81,10 @@ def judge(slot: ImageSlot, rule: Rule, result: Result | None, error: SanitiseErr
     return ImageOutcome(slot, event, None, error.reason, ms)
 
 
+def allowed(slot: ImageSlot) -> ImageOutcome:
+    return ImageOutcome(slot, "passed", None, "the policy allows this service without cleaning", 0.0)
+
+
 def timed_out(slot: ImageSlot, rule: Rule, seconds: float) -> ImageOutcome:
     reason = f"cleaning the image took longer than {seconds:g} s"
     return judge(slot, rule, None, SanitiseError(reason), seconds * 1000)
@@ -92,6 +97,9 @@ def rebuild(body: bytes, outcomes: list[ImageOutcome]) -> bytes | None:
 
 def records(verdict: BodyVerdict, facts: audit.RequestFacts) -> list[dict]:
     """One record per image, or a single record for a blocked request."""
+    if verdict.unparsed:
+        reason = "the body's format has no parser in Veil; forwarded uninspected as the policy allows"
+        return [audit.image_record("passed", facts, envelope=None, location=None, reason=reason)]
     blocked = verdict.blocked
     chosen = [blocked] if blocked else verdict.outcomes
     return [_record(outcome, verdict.envelope, facts) for outcome in chosen]

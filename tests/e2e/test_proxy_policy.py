@@ -26,6 +26,9 @@ POLICY = textwrap.dedent(
           - name: lenient
             paths: ["/lenient/*"]
             on_error: allow
+          - name: trusted
+            paths: ["/trusted/*"]
+            action: allow
     """
 )
 
@@ -71,6 +74,14 @@ def test_on_error_allow_passes_what_cannot_be_cleaned_and_says_so(policy_proxy, 
     assert upstream.last("/lenient/upload").body == broken
     record = policy_proxy.audit_records()[-1]
     assert record["event"] == "passed" and "truncated" in record["reason"]
+
+
+def test_allow_forwards_untouched_and_records_each_image(policy_proxy, upstream):
+    photo = face_photo_with_gps()
+    assert post(policy_proxy, "/trusted/upload", photo).returncode == 0
+    assert upstream.last("/trusted/upload").body == photo
+    record = policy_proxy.audit_records()[-1]
+    assert record["event"] == "passed" and record["rule"] == "trusted" and record["bytes_before"] == len(photo)
 
 
 def test_a_bad_policy_stops_start_up_with_a_readable_message(tmp_path):
