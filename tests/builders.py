@@ -70,3 +70,12 @@ def xmp_packet(orientation: int | None = None, as_element: bool = False) -> byte
         'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
         f"{inner}</rdf:RDF></x:xmpmeta><?xpacket end=\"w\"?>"
     ).encode()
+
+
+def outside_spans(body: bytes, slots) -> list[bytes]:
+    """The bytes between and around the slots: what a rewrite must leave alone."""
+    pieces, at = [], 0
+    for slot in sorted(slots, key=lambda slot: slot.span):
+        pieces.append(body[at : slot.span[0]])
+        at = slot.span[1]
+    return pieces + [body[at:]]

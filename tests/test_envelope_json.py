@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from builders import encode, gradient
+from builders import encode, gradient, outside_spans
 from veil.envelopes import EnvelopeError, find_images, json_base64, splice
 
 JPEG = encode(gradient(), "JPEG", quality=80)
@@ -22,15 +22,6 @@ def data_url(data: bytes, mime: str = "image/jpeg") -> str:
 
 def dumps(document, **options) -> bytes:
     return json.dumps(document, **options).encode()
-
-
-def outside_spans(body: bytes, slots) -> list[bytes]:
-    """The bytes between and around the slots: what a rewrite must leave alone."""
-    pieces, at = [], 0
-    for slot in sorted(slots, key=lambda slot: slot.span):
-        pieces.append(body[at : slot.span[0]])
-        at = slot.span[1]
-    return pieces + [body[at:]]
 
 
 def assert_rewrites_exactly(body: bytes, replacements: list[bytes]) -> bytes:

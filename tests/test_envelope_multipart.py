@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from builders import encode, gradient
+from builders import encode, gradient, outside_spans
 from veil.envelopes import EnvelopeError, find_images, splice
 from veil.envelopes import multipart
 
@@ -34,15 +34,6 @@ def form(*parts: tuple[bytes, bytes], boundary: bytes = BOUNDARY, preamble: byte
         header_block = headers + b"\r\n" if headers else b""  # a part may have no headers at all
         body += b"--" + boundary + b"\r\n" + header_block + b"\r\n" + content + b"\r\n"
     return body + b"--" + boundary + b"--" + epilogue
-
-
-def outside_spans(body: bytes, slots) -> list[bytes]:
-    """The bytes between and around the slots: what a rewrite must leave alone."""
-    pieces, at = [], 0
-    for slot in sorted(slots, key=lambda slot: slot.span):
-        pieces.append(body[at : slot.span[0]])
-        at = slot.span[1]
-    return pieces + [body[at:]]
 
 
 def assert_rewrites_exactly(body: bytes, content_type: str | None, replacements: list[bytes]) -> bytes:
