@@ -109,13 +109,13 @@ def decode_upright(data: bytes, orientation: int, header: Header) -> Image.Image
     """Full decode, then the rotation the EXIF orientation asks for, so detection and
     masking see what a person sees."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.size != (header.width, header.height):
-                raise MalformedImage("the image's header and its pixel data disagree about its size")
-            image.load()
-            icc = image.info.get("icc_profile")
-            transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
-            upright = image.transpose(transpose) if transpose else image.copy()
+        image = Image.open(io.BytesIO(data))  # in memory: no file handle to close
+        if image.size != (header.width, header.height):
+            raise MalformedImage("the image's header and its pixel data disagree about its size")
+        image.load()
+        icc = image.info.get("icc_profile")
+        transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+        upright = image.transpose(transpose) if transpose else image
     except SanitiseError:
         raise
     except Exception as error:
