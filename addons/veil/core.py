@@ -4,7 +4,6 @@ Pure: no I/O, no network, no proxy. Either returns verified bytes with a report 
 raises one SanitiseError; the input is never modified and nothing partial escapes.
 """
 
-import hashlib
 import io
 import time
 from contextlib import contextmanager
@@ -63,9 +62,9 @@ def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
         output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock)
     with clock.lap("verify"):
         orientation = stripped.orientation if output is stripped.data else 1
-        checks = verify.verify_output(image_format, output, orientation, masks, options)
+        verified = verify.verify_output(image_format, output, orientation, masks, options)
     clock.laps["total"] = round(sum(clock.laps.values()), 3)
-    report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, checks)
+    report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, verified)
     return Result(output, report)
 
 
@@ -139,10 +138,9 @@ def _jpeg_quality(image_format: ImageFormat, source: bytes) -> int | None:
     return estimate_quality(list(tables[0])) if 0 in tables else None
 
 
-def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, checks):
-    with Image.open(io.BytesIO(output)) as written:
-        output_size, output_has_icc = written.size, bool(written.info.get("icc_profile"))
-    icc = "dropped" if "icc" in stripped.removed else "kept" if output_has_icc else "none"
+def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, verified):
+    output_size = verified.size
+    icc = "dropped" if "icc" in stripped.removed else "kept" if verified.has_icc else "none"
     return Report(
         format=image_format.name,
         width=header.width,
@@ -151,8 +149,6 @@ def _report(data, output, image_format, header, stripped: Stripped, options, fac
         output_height=output_size[1],
         bytes_before=len(data),
         bytes_after=len(output),
-        sha256_before=hashlib.sha256(data).hexdigest(),
-        sha256_after=hashlib.sha256(output).hexdigest(),
         orientation=stripped.orientation,
         metadata_removed=sorted(stripped.removed),
         icc=icc,
@@ -162,5 +158,7 @@ def _report(data, output, image_format, header, stripped: Stripped, options, fac
         reencoded=output is not stripped.data,
         jpeg_quality=quality,
         timings_ms=dict(clock.laps),
-        verification=checks,
+        verification=verified.checks,
+        input_bytes=data,
+        output_bytes=output,
     )

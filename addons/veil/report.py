@@ -1,6 +1,8 @@
 """What `sanitise` did to one image: facts and hashes, never pixels."""
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -12,8 +14,6 @@ class Report:
     output_height: int
     bytes_before: int
     bytes_after: int
-    sha256_before: str
-    sha256_after: str
     orientation: int  # EXIF orientation the input asked viewers to apply
     metadata_removed: list[str]
     icc: str  # "kept", "dropped" or "none"
@@ -24,9 +24,23 @@ class Report:
     jpeg_quality: int | None  # estimated from the quantisation tables, when re-encoded JPEG
     timings_ms: dict[str, float]
     verification: dict[str, object] = field(default_factory=dict)
+    # The bytes themselves, for the hashes only; never part of to_dict().
+    input_bytes: bytes = field(default=b"", repr=False, compare=False)
+    output_bytes: bytes = field(default=b"", repr=False, compare=False)
+
+    # Hashes are computed on first use: a caller that never reads them (a strip in a tight
+    # loop) does not pay 0.4 ms per 8 MP photo for each.
+    @cached_property
+    def sha256_before(self) -> str:
+        return hashlib.sha256(self.input_bytes).hexdigest()
+
+    @cached_property
+    def sha256_after(self) -> str:
+        return hashlib.sha256(self.output_bytes).hexdigest()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        facts = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("_bytes")}
+        return facts | {"sha256_before": self.sha256_before, "sha256_after": self.sha256_after}
 
 
 @dataclass(frozen=True)

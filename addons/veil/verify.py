@@ -6,6 +6,7 @@ masking, the face detector looks again inside every mask.
 """
 
 import io
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -20,12 +21,20 @@ _FORBIDDEN_INFO = {"comment", "xmp", "photoshop", "mp", "mpoffset", "iptc", "XML
 _GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
 
 
+@dataclass(frozen=True)
+class Verified:
+    checks: dict  # what was proven, for the report
+    size: tuple[int, int]  # the output's stored size, as Pillow read it
+    has_icc: bool
+
+
 def verify_output(
     image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions
-) -> dict:
+) -> Verified:
     """`orientation` is what the output must declare: the input's after a lossless strip,
     1 after a re-encode (the rotation is then in the pixels and must not happen twice)."""
-    findings = image_format.findings(output) + _pillow_findings(image_format, output, orientation)
+    seen_by_pillow = _open_with_pillow(image_format, output)
+    findings = image_format.findings(output) + _pillow_findings(seen_by_pillow, orientation)
     if findings:
         raise VerificationFailed("metadata survived cleaning: " + "; ".join(findings[:3]))
     checks: dict[str, object] = {"metadata": "clean", "parsers": ["structure", "pillow"]}
@@ -35,29 +44,41 @@ def verify_output(
         checks["faces"] = _faces_gone(output, masks, options)
     else:
         checks["faces"] = "no face found"
-    return checks
+    return Verified(checks, seen_by_pillow.size, bool(seen_by_pillow.info.get("icc_profile")))
 
 
-def _pillow_findings(image_format: ImageFormat, output: bytes, orientation: int) -> list[str]:
+def _open_with_pillow(image_format: ImageFormat, output: bytes) -> Image.Image:
     if formats.sniff(output) is not image_format:
-        return [f"output is no longer {image_format.name}"]
+        raise VerificationFailed(f"the cleaned output is no longer {image_format.name}")
     try:
-        image = Image.open(io.BytesIO(output))
+        return Image.open(io.BytesIO(output))  # headers only: no pixel is decoded here
     except Exception as error:
         raise MalformedImage(f"the cleaned image cannot be read back ({type(error).__name__}): the input is damaged")
-    with image:
-        found = [f"Pillow sees {key!r}" for key in image.info if key in _FORBIDDEN_INFO]
-        exif = image.getexif()
-        if set(exif) - {ORIENTATION_TAG}:
-            found.append(f"Pillow sees EXIF tags {sorted(set(exif) - {ORIENTATION_TAG})}")
-        if exif.get(ORIENTATION_TAG, 1) != orientation:
-            found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
-        if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
-            found.append("Pillow sees a GPS or EXIF sub-IFD")
-        for marker, payload in getattr(image, "applist", []):
-            if marker not in ("APP0", "APP1", "APP2", "APP14"):
-                found.append(f"Pillow sees a {marker} segment")
+
+
+def _pillow_findings(image: Image.Image, orientation: int) -> list[str]:
+    found = [f"Pillow sees {key!r}" for key in image.info if key in _FORBIDDEN_INFO]
+    exif = _exif_as_opened(image)
+    if set(exif) - {ORIENTATION_TAG}:
+        found.append(f"Pillow sees EXIF tags {sorted(set(exif) - {ORIENTATION_TAG})}")
+    if exif.get(ORIENTATION_TAG, 1) != orientation:
+        found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
+    if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
+        found.append("Pillow sees a GPS or EXIF sub-IFD")
+    for marker, _ in getattr(image, "applist", []):
+        if marker not in ("APP0", "APP1", "APP2", "APP14"):
+            found.append(f"Pillow sees a {marker} segment")
     return found
+
+
+def _exif_as_opened(image: Image.Image) -> Image.Exif:
+    """The EXIF Pillow found while opening. Not image.getexif(): for PNG that decodes every
+    pixel to look for an eXIf chunk after the image data, which the structural walk
+    already checks."""
+    exif = Image.Exif()
+    if image.info.get("exif"):
+        exif.load(image.info["exif"])
+    return exif
 
 
 def _faces_gone(output: bytes, masks: list, options: SanitiseOptions) -> str:
