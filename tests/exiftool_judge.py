@@ -75,11 +75,42 @@ _ALLOWED_TAGS: dict[str, set[str]] = {
         "BitsPerSample",
         "ColorComponents",
         "YCbCrSubSampling",
+        # BMP and PNM headers
+        "BMPVersion", "BitDepth", "Compression", "ImageLength", "NumColors", "NumImportantColors",
+        "PixelsPerMeterX", "PixelsPerMeterY", "Planes", "MaxVal",
+        "RedMask", "GreenMask", "BlueMask", "AlphaMask", "ColorSpace", "RedEndpoint", "GreenEndpoint", "BlueEndpoint",
+        "GammaRed", "GammaGreen", "GammaBlue", "RenderingIntent",
     },
     "Composite": {"ImageSize", "Megapixels"},
+    # GIF: the screen, the frames and the loop count; comments are File:Comment (denied).
+    "GIF": {
+        "GIFVersion", "ImageWidth", "ImageHeight", "HasColorMap", "ColorResolutionDepth", "BitsPerPixel",
+        "BackgroundColor", "PixelAspectRatio", "AnimationIterations", "TransparentColor", "FrameCount", "Duration",
+    },
+    # HEIF/AVIF: the container's structure and the codec configuration.
+    "QuickTime": {
+        "MajorBrand", "MinorVersion", "CompatibleBrands", "HandlerType", "ImageSpatialExtent", "ImagePixelDepth",
+        "MediaData", "MediaDataOffset", "MediaDataSize", "ColorProfiles", "ColorPrimaries", "TransferCharacteristics",
+        "MatrixCoefficients", "VideoFullRangeFlag", "ChromaFormat", "BitDepthLuma", "BitDepthChroma", "CleanAperture",
+        "HEVCConfigurationVersion", "GeneralProfileSpace", "GeneralTierFlag", "GeneralProfileIDC",
+        "GenProfileCompatibilityFlags", "ConstraintIndicatorFlags", "GeneralLevelIDC", "MinSpatialSegmentationIDC",
+        "ParallelismType", "AverageFrameRate", "ConstantFrameRate", "NumTemporalLayers", "TemporalIDNested",
+        "AV1ConfigurationVersion", "SeqProfile", "SeqLevelIdx0", "SeqTier0", "HighBitDepth", "TwelveBit",
+        "ChromaSamplePosition", "InitialDelaySamples", "Rotation", "AuxiliaryImageType", "HandlerDescription",
+        "Unknown_imir", "Mirroring",  # the container's rotation/mirror: display, not identity
+    },
+    "Meta": {"PrimaryItemReference"},
     "JFIF": {"JFIFVersion", "ResolutionUnit", "XResolution", "YResolution"},
     "Adobe": {"DCTEncodeVersion", "APP14Flags0", "APP14Flags1", "ColorTransform"},
     "IFD0": {"Orientation"},
+    # TIFF only (see classify): what a decoder needs, in IFD0 and in the IFD of every further page.
+    "TIFF-IFD": {
+        "SubfileType", "ImageWidth", "ImageHeight", "BitsPerSample", "Compression", "PhotometricInterpretation",
+        "Thresholding", "FillOrder", "StripOffsets", "SamplesPerPixel", "RowsPerStrip", "StripByteCounts",
+        "PlanarConfiguration", "T4Options", "T6Options", "Predictor", "ColorMap", "TileWidth", "TileLength",
+        "TileOffsets", "TileByteCounts", "ExtraSamples", "SampleFormat", "JPEGTables", "YCbCrCoefficients",
+        "YCbCrSubSampling", "YCbCrPositioning", "ReferenceBlackWhite", "XResolution", "YResolution", "ResolutionUnit",
+    },
     "PNG": {
         "ImageWidth",
         "ImageHeight",
@@ -211,10 +242,18 @@ def run_exiftool(paths: Iterable[Path]) -> dict[Path, list[tuple[str, str, objec
     return by_path
 
 
-def classify(entries: list[tuple[str, str, object]]) -> tuple[list[str], list[str]]:
-    """(forbidden, harmless warnings) from exiftool's (group, tag, value) list."""
+_PAGE_IFD = re.compile(r"^IFD\d+$")
+
+
+def classify(entries: list[tuple[str, str, object]], tiff: bool = False) -> tuple[list[str], list[str]]:
+    """(forbidden, harmless warnings) from exiftool's (group, tag, value) list. For a TIFF,
+    IFD0, IFD1… are its pages, and the tags a decoder needs are allowed in each."""
     forbidden, warnings = [], []
     for group, tag, value in entries:
+        if tiff and _PAGE_IFD.match(group) and (tag in _ALLOWED_TAGS["TIFF-IFD"] or tag == "Orientation"):
+            if tag == "Orientation" and str(value) not in ("Horizontal (normal)", "1"):
+                forbidden.append(f"{group}:{tag}")
+            continue
         name = f"{group}:{tag}"
         if group == "ExifTool" and tag in ("Warning", "Error"):
             text = str(value)
@@ -256,6 +295,16 @@ def structural_findings(data: bytes) -> list[str]:
             return _png_findings(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp_findings(data)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return _gif_findings(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return []  # exiftool lists every TIFF tag of every page: classify judges them
+        if data[4:8] == b"ftyp":
+            return _isobmff_findings(data)
+        if data[:2] == b"BM":
+            return [] if struct.unpack("<I", data[2:6])[0] == len(data) else ["Structure:TrailingData (BMP size field)"]
+        if data[:1] == b"P" and data[1:2] in b"123456":
+            return ["Structure:PNM comment"] if b"#" in data[:64] else []
     except (struct.error, IndexError, ValueError) as error:
         return [f"Structure:Unparseable ({error})"]
     return ["Structure:UnknownFormat"]
@@ -336,6 +385,53 @@ def _webp_findings(data: bytes) -> list[str]:
     return found
 
 
+def _gif_findings(data: bytes) -> list[str]:
+    found = []
+    pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    while pos < len(data):
+        introducer = data[pos]
+        if introducer == 0x3B:
+            if pos + 1 < len(data):
+                found.append(f"Structure:TrailingData ({len(data) - pos - 1} bytes after the GIF trailer)")
+            return found
+        if introducer == 0x2C:
+            flags = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+        elif introducer == 0x21:
+            label = data[pos + 1]
+            if label == 0xFE:
+                found.append("Structure:GIF comment")
+            elif label == 0x01:
+                found.append("Structure:GIF plain text")
+            elif label == 0xFF and data[pos + 3 : pos + 14] not in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
+                found.append(f"Structure:GIF application {data[pos + 3 : pos + 14]!r}")
+            pos += 2
+        else:
+            return [*found, f"Structure:Unparseable (GIF block 0x{introducer:02X})"]
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    return [*found, "Structure:Unparseable (no GIF trailer)"]
+
+
+def _isobmff_findings(data: bytes) -> list[str]:
+    found, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        size = len(data) - pos if size == 0 else struct.unpack(">Q", data[pos + 8 : pos + 16])[0] if size == 1 else size
+        if kind not in (b"ftyp", b"meta", b"mdat"):
+            found.append(f"Structure:ISOBMFF box {kind.decode('latin-1')!r}")
+        if kind == b"meta":
+            meta = data[pos : pos + size]
+            for marker, name in ((b"Exif", "Exif item"), (b"mime", "mime (XMP) item"), (b"thmb", "thumbnail reference"), (b"cdsc", "metadata reference")):
+                if marker in meta:
+                    found.append(f"Structure:HEIF {name}")
+        if size < 8:
+            return [*found, "Structure:Unparseable (box size)"]
+        pos += size
+    return found
+
+
 # --- entry points ---------------------------------------------------------------------
 
 
@@ -344,8 +440,9 @@ def judge(paths: Iterable[Path]) -> dict[Path, Verdict]:
     paths = [Path(p).resolve() for p in paths]
     verdicts = {}
     for path, entries in run_exiftool(paths).items():
-        forbidden, warnings = classify(entries)
-        forbidden += structural_findings(path.read_bytes())
+        data = path.read_bytes()
+        forbidden, warnings = classify(entries, tiff=data[:4] in (b"II*\x00", b"MM\x00*"))
+        forbidden += structural_findings(data)
         tags = {f"{g}:{t}": v for g, t, v in entries}
         verdicts[path] = Verdict(path, _dedupe(forbidden), warnings, tags)
     return verdicts
@@ -356,13 +453,18 @@ def forbidden_tags(paths: Iterable[Path]) -> dict[Path, list[str]]:
     return {path: verdict.forbidden for path, verdict in judge(paths).items()}
 
 
-_EXTENSION = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png", b"RIFF": ".webp"}
+_EXTENSION = {
+    b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png", b"RIFF": ".webp", b"GIF8": ".gif", b"II*\x00": ".tif",
+    b"MM\x00*": ".tif", b"BM": ".bmp", b"P1": ".pbm", b"P2": ".pgm", b"P3": ".ppm", b"P4": ".pbm", b"P5": ".pgm", b"P6": ".ppm",
+}  # fmt: skip
 
 
 def extension_for(data: bytes) -> str:
     for magic, extension in _EXTENSION.items():
         if data.startswith(magic):
             return extension
+    if data[4:8] == b"ftyp":
+        return ".avif" if b"avif" in data[8:40] else ".heic"
     return ".bin"
 
 

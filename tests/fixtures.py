@@ -723,6 +723,133 @@ def webp_alpha() -> bytes:
 
 
 # ---------------------------------------------------------------------------
+# Builders: GIF, TIFF, HEIF, AVIF, BMP, PNM
+
+
+def gif_extension(label: int, data: bytes, app_id: bytes | None = None) -> bytes:
+    """A GIF extension block: 0x21, label, [11-byte application id block], data sub-blocks, 0."""
+    out = bytes([0x21, label])
+    if app_id is not None:
+        out += bytes([len(app_id)]) + app_id
+    for i in range(0, len(data), 255):
+        piece = data[i : i + 255]
+        out += bytes([len(piece)]) + piece
+    return out + b"\x00"
+
+
+def gif_insert(base: bytes, before_first_image: list[bytes] = (), before_trailer: list[bytes] = (), trailer: bytes = b"") -> bytes:
+    """Insert extension blocks after the screen descriptor/GCT and before the trailer."""
+    flags = base[10]
+    screen_end = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    assert base.endswith(b";")
+    return base[:screen_end] + b"".join(before_first_image) + base[screen_end:-1] + b"".join(before_trailer) + b";" + trailer
+
+
+def _gif_metadata_blocks() -> list[bytes]:
+    return [
+        gif_extension(0xFE, f"Shot by {SECRET_NAME} in {SECRET_PLACE}".encode()),
+        gif_extension(0xFF, xmp_packet(), app_id=b"XMP DataXMP"),
+        gif_extension(0xFF, f"serial={SECRET_SERIAL}".encode(), app_id=b"VEILVENDOR1"),
+    ]
+
+
+def gif_dirty() -> bytes:
+    """A still GIF (palette) with a comment, an XMP application extension, a vendor
+    application extension, a comment after the image and bytes after the trailer."""
+    buffer = io.BytesIO()
+    picture().quantize(64).save(buffer, "GIF")
+    return gif_insert(buffer.getvalue(), _gif_metadata_blocks(), [gif_extension(0xFE, b"last words " + SECRET_SERIAL.encode())], b"VEILTRAILER")
+
+
+def animated_frames(count: int = 3) -> list[Image.Image]:
+    return [picture(seed=i) for i in range(count)]
+
+
+def gif_animated() -> bytes:
+    """A 3-frame looping GIF (100/200/300 ms) carrying a comment and XMP."""
+    frames = [frame.quantize(64) for frame in animated_frames()]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0)
+    return gif_insert(buffer.getvalue(), _gif_metadata_blocks())
+
+
+def tiff_dirty(orientation: int = 6) -> bytes:
+    """An RGB TIFF stored for `orientation`, with EXIF (camera, owner, serial), a GPS IFD,
+    XMP, IPTC, Artist/Copyright/Make/Model tags, an ICC profile and a private tag."""
+    from PIL import TiffImagePlugin
+
+    image = stored_for_orientation(picture(), orientation)
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[0x010F] = "VeilCam"
+    info[0x0110] = "VeilCam X100"
+    info[0x013B] = SECRET_NAME
+    info[0x8298] = f"(c) 2024 {SECRET_NAME}"
+    info[0x0131] = "VeilFixtureWriter 1.0"
+    info[0x0112] = orientation
+    info[700] = xmp_packet()
+    info.tagtype[700] = 1
+    info[33723] = iptc_dataset(2, 80, SECRET_NAME.encode())
+    info.tagtype[33723] = 7
+    info[65000] = f"serial={SECRET_SERIAL}"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA431] = SECRET_SERIAL
+    exif.get_ifd(0x8769)[0xA430] = SECRET_NAME
+    exif.get_ifd(0x8825)[1] = "N"
+    exif.get_ifd(0x8825)[2] = (50.0, 49.0, 30.12)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", tiffinfo=info, exif=exif, icc_profile=icc_profile(), compression="tiff_lzw")
+    return buffer.getvalue()
+
+
+def tiff_multipage() -> bytes:
+    """Three pages (RGB, L, bilevel), each with Artist and Software tags."""
+    from PIL import TiffImagePlugin
+
+    pages = [picture(), picture(seed=1).convert("L"), picture(seed=2).convert("1")]
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[0x013B] = SECRET_NAME
+    info[0x0131] = "VeilFixtureWriter 1.0"
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:], tiffinfo=info)
+    return buffer.getvalue()
+
+
+def heif_dirty() -> bytes:
+    """A HEIC (pillow-heif/x265) with EXIF (GPS, camera, owner, serial, an IFD1 thumbnail),
+    XMP and an ICC profile, and a second top-level image (a thumbnail-sized copy)."""
+    import pillow_heif
+
+    heif = pillow_heif.from_pillow(picture((256, 192)))
+    heif.add_from_pillow(picture((64, 48), seed=3))
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=90, exif=exif_bytes(), xmp=xmp_packet(), icc_profile=icc_profile())
+    return buffer.getvalue()
+
+
+def avif_dirty(orientation: int = 6) -> bytes:
+    """An AVIF (Pillow/libavif) stored for `orientation`, with EXIF (GPS, camera, owner,
+    serial) and XMP. Pillow writes the orientation as irot/imir boxes."""
+    buffer = io.BytesIO()
+    stored = stored_for_orientation(picture((128, 96)), orientation)
+    stored.save(buffer, "AVIF", quality=95, exif=exif_bytes(orientation=orientation, thumbnail=False), xmp=xmp_packet(), icc_profile=icc_profile())
+    return buffer.getvalue()
+
+
+def bmp_v5() -> bytes:
+    """A 24-bit BMP with bytes after its pixel data."""
+    buffer = io.BytesIO()
+    picture().save(buffer, "BMP")
+    return buffer.getvalue() + f"owner={SECRET_NAME}".encode()
+
+
+def ppm_with_comments() -> bytes:
+    """A plain (ASCII) PPM whose header and raster carry comments."""
+    image = picture((8, 6))
+    values = " ".join(str(v) for v in np.asarray(image).reshape(-1))
+    return f"P3\n# Shot by {SECRET_NAME}\n8 6\n# serial {SECRET_SERIAL}\n255\n{values}\n# {SECRET_PLACE}\n".encode()
+
+
+# ---------------------------------------------------------------------------
 # Catalogue
 
 
@@ -805,9 +932,30 @@ _CATALOGUE: dict[str, tuple[Callable[[], bytes], Facts]] = {
     ),
 }
 
+# Cleaned losslessly by a block walk, like JPEG/PNG/WebP: the catalogue's tests apply as they are.
+_CATALOGUE.update(
+    {
+        "gif_dirty": (gif_dirty, Facts("gif", 1, ("comment", "xmp", "vendor-segment", "trailer"), ("File:Comment", "XMP-photoshop:City", "Structure:GIF application", "Structure:TrailingData"))),
+        "gif_animated": (gif_animated, Facts("gif", 1, ("comment", "xmp", "vendor-segment"), ("File:Comment", "XMP-photoshop:City", "Structure:GIF application"))),
+    }
+)
+
+# Cleaned by re-encoding (reencoded: true): tests/test_format_reencoded.py covers them.
+REENCODED_DIRTY: dict[str, Callable[[], bytes]] = {
+    name: functools.cache(build)
+    for name, build in {
+        "tiff_dirty": tiff_dirty,
+        "tiff_multipage": tiff_multipage,
+        "heif_dirty": heif_dirty,
+        "avif_dirty": avif_dirty,
+        "bmp_v5": bmp_v5,
+        "ppm_with_comments": ppm_with_comments,
+    }.items()
+}
+
 ALL_DIRTY: dict[str, Callable[[], bytes]] = {name: functools.cache(build) for name, (build, _) in _CATALOGUE.items()}
 FACTS: dict[str, Facts] = {name: facts for name, (_, facts) in _CATALOGUE.items()}
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif", "tiff": ".tif", "heif": ".heic", "avif": ".avif", "bmp": ".bmp", "pnm": ".ppm"}
 
 
 # ---------------------------------------------------------------------------

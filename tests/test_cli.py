@@ -46,9 +46,9 @@ def test_refused_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 
 def test_unsupported_and_missing_inputs_exit_2(tmp_path):
-    gif = tmp_path / "a.gif"
-    gif.write_bytes(encode(gradient(), "GIF"))
-    assert scrub(gif, tmp_path / "o.gif", "--faces", "off").returncode == 2
+    jxl = tmp_path / "a.jxl"  # JPEG XL: recognised, not supported
+    jxl.write_bytes(b"\x00\x00\x00\x0cJXL \r\n\x87\n" + bytes(64))
+    assert scrub(jxl, tmp_path / "o.jxl", "--faces", "off").returncode == 2
     done = scrub(tmp_path / "nope.jpg", tmp_path / "o.jpg")
     assert done.returncode == 2 and b"cannot read" in done.stderr
 

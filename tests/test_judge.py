@@ -193,7 +193,8 @@ def test_structure_walk_finds_trailers_and_segments():
     assert structural_findings(png + b"\x00") == ["Structure:TrailingData (1 bytes after IEND)"]
     webp = fixtures.pillow_webp(fixtures.picture())
     assert structural_findings(webp) == []
-    assert structural_findings(b"GIF89a") == ["Structure:UnknownFormat"]
+    assert structural_findings(b"\x00\x00\x00\x0cJXL \r\n\x87\n") == ["Structure:UnknownFormat"]
+    assert structural_findings(b"GIF89a")[-1].startswith("Structure:Unparseable")
 
 
 def test_judge_skips_without_exiftool(monkeypatch):

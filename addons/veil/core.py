@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from PIL import Image
 
 from . import formats, verify
-from .errors import MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
+from .errors import MalformedImage, SanitiseError, TooLarge
 from .formats import Header, ImageFormat, Stripped
 from .options import FaceMode, SanitiseOptions
 from .report import Report, Result
@@ -61,8 +61,8 @@ def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
     if options.faces is not FaceMode.OFF:
         output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock)
     with clock.lap("verify"):
-        orientation = stripped.orientation if output is stripped.data else 1
-        verified = verify.verify_output(image_format, output, orientation, masks, options)
+        orientation = stripped.orientation if output is stripped.data and not stripped.reencoded else 1
+        verified = verify.verify_output(image_format, output, orientation, masks, options, frames=header.frames)
     clock.laps["total"] = round(sum(clock.laps.values()), 3)
     report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, verified)
     return Result(output, report)
@@ -80,6 +80,11 @@ def _admit(data: bytes, options: SanitiseOptions) -> tuple[ImageFormat, Header]:
             f"the image is {header.width}×{header.height} ({pixels / 1e6:.1f} MP); "
             f"the limit is {options.max_pixels / 1e6:.1f} MP"
         )
+    if image_format.strip_decodes_all_frames and pixels * header.frames > options.max_pixels:
+        raise TooLarge(
+            f"the image has {header.frames} pages of up to {header.width}×{header.height} "
+            f"({pixels * header.frames / 1e6:.1f} MP together); the limit is {options.max_pixels / 1e6:.1f} MP"
+        )
     return image_format, header
 
 
@@ -89,9 +94,14 @@ def _mask_faces(image_format, header, stripped, options, clock):
     from .faces import apply_masks, default_detector
 
     if header.frames > 1:
-        raise UnsupportedFormat("masking faces in animated images is not supported yet")
+        return _mask_animation(image_format, header, stripped, options, clock)
     with clock.lap("decode"):
-        upright = decode_upright(stripped.data, stripped.orientation, header)
+        if stripped.pixels is not None:  # a re-encoding format: start from the source's pixels
+            upright = stripped.pixels.copy()
+            upright.info = dict(stripped.pixels.info)
+        else:
+            orientation = 1 if stripped.reencoded else stripped.orientation
+            upright = decode_upright(stripped.data, orientation, _stored_header(header, stripped))
     with clock.lap("detect"):
         faces = default_detector().detect(upright, options.detection)
     if not faces:
@@ -102,6 +112,68 @@ def _mask_faces(image_format, header, stripped, options, clock):
         icc = upright.info.get("icc_profile") if options.keep_icc else None
         output = image_format.encode(masked, stripped.data, icc)
     return output, faces, masks, _jpeg_quality(image_format, stripped.data)
+
+
+def _mask_animation(image_format, header, stripped, options, clock):
+    """Every frame is decoded (composited, as a viewer shows it), turned upright, searched
+    and masked; the animation is written again with its timing. `masks` holds
+    (frame, rect) pairs for the verifier."""
+    from .faces import apply_masks, default_detector
+
+    if header.width * header.height * header.frames > options.max_pixels * 4:
+        raise TooLarge(
+            f"the animation has {header.frames} frames of {header.width}×{header.height}; "
+            "too many pixels to search every frame for faces"
+        )
+    with clock.lap("decode"):
+        frames, durations, loop, icc = decode_frames(stripped.data, 1 if stripped.reencoded else stripped.orientation, header)
+    faces, masks, masked_frames = [], [], []
+    for index, frame in enumerate(frames):
+        with clock.lap("detect"):
+            found = default_detector().detect(frame, options.detection)
+        if not found:
+            masked_frames.append(frame)
+            continue
+        with clock.lap("mask"):
+            masked, rects = apply_masks(frame, found, options.faces, options.detection.mask_scale)
+        masked_frames.append(masked)
+        faces += found
+        masks += [(index, rect) for rect in rects]
+    if not faces:
+        return stripped.data, [], [], None
+    with clock.lap("encode"):
+        output = image_format.encode_frames(masked_frames, stripped.data, icc if options.keep_icc else None, durations, loop)
+    return output, faces, masks, None
+
+
+def decode_frames(data: bytes, orientation: int, header: Header) -> tuple[list[Image.Image], list[int], int | None, bytes | None]:
+    """(upright RGB/RGBA frames, durations in ms, loop count, ICC) of an animation."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        icc = image.info.get("icc_profile")
+        loop = image.info.get("loop")
+        frames, durations = [], []
+        transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+        for index in range(header.frames):
+            image.seek(index)
+            image.load()
+            durations.append(int(image.info.get("duration", 0) or 0))
+            frame = image.convert("RGBA")
+            frames.append(frame.transpose(transpose) if transpose else frame)
+        if len({frame.size for frame in frames}) != 1:
+            raise MalformedImage("the animation's frames do not all have the same size")
+    except SanitiseError:
+        raise
+    except Exception as error:
+        raise MalformedImage(f"the animation cannot be decoded: {_readable(error)}") from error
+    return frames, durations, loop, icc
+
+
+def _stored_header(header: Header, stripped: Stripped) -> Header:
+    """The size the stripped bytes decode to: a re-encode has turned 90° rotations upright."""
+    if stripped.reencoded and stripped.orientation in (5, 6, 7, 8):
+        return Header(header.height, header.width, header.frames)
+    return header
 
 
 def decode_upright(data: bytes, orientation: int, header: Header) -> Image.Image:
@@ -138,6 +210,11 @@ def _jpeg_quality(image_format: ImageFormat, source: bytes) -> int | None:
     return estimate_quality(list(tables[0])) if 0 in tables else None
 
 
+def _rect(mask) -> tuple:
+    """Masks of animations are (frame, rect); the report lists the rectangles."""
+    return mask[1] if len(mask) == 2 and isinstance(mask[1], (tuple, list)) else mask
+
+
 def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, verified):
     output_size = verified.size
     icc = "dropped" if "icc" in stripped.removed else "kept" if verified.has_icc else "none"
@@ -154,8 +231,8 @@ def _report(data, output, image_format, header, stripped: Stripped, options, fac
         icc=icc,
         face_mode=options.faces.value,
         faces=[face.to_dict() for face in faces],
-        masks=[list(rect) for rect in masks],
-        reencoded=output is not stripped.data,
+        masks=[list(_rect(mask)) for mask in masks],
+        reencoded=output is not stripped.data or stripped.reencoded,
         jpeg_quality=quality,
         timings_ms=dict(clock.laps),
         verification=verified.checks,

@@ -14,10 +14,15 @@ from . import formats
 from .errors import MalformedImage, VerificationFailed
 from .formats import ImageFormat
 from .formats.exif import ORIENTATION_TAG
+from .formats.tiff import DECODE_TAGS
 from .options import FaceMode, SanitiseOptions
 
 # Keys Pillow's readers put in `info` when a file carries these kinds of metadata.
-_FORBIDDEN_INFO = {"comment", "xmp", "photoshop", "mp", "mpoffset", "iptc", "XML:com.adobe.xmp", "Raw profile type exif"}
+_FORBIDDEN_INFO = {
+    "comment", "xmp", "photoshop", "mp", "mpoffset", "iptc", "XML:com.adobe.xmp", "Raw profile type exif",
+    "extension",  # GIF application extensions other than the loop count
+    "thumbnails", "depth_images", "aux",  # pillow-heif: secondary images inside a HEIF
+}  # fmt: skip
 _GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
 
 
@@ -29,19 +34,20 @@ class Verified:
 
 
 def verify_output(
-    image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions
+    image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions, frames: int = 1
 ) -> Verified:
     """`orientation` is what the output must declare: the input's after a lossless strip,
-    1 after a re-encode (the rotation is then in the pixels and must not happen twice)."""
+    1 after a re-encode (the rotation is then in the pixels and must not happen twice).
+    For animations (`frames` > 1) each mask is a (frame index, rect) pair."""
     seen_by_pillow = _open_with_pillow(image_format, output)
-    findings = image_format.findings(output) + _pillow_findings(seen_by_pillow, orientation)
+    findings = image_format.findings(output) + _pillow_findings(image_format, seen_by_pillow, orientation)
     if findings:
         raise VerificationFailed("metadata survived cleaning: " + "; ".join(findings[:3]))
     checks: dict[str, object] = {"metadata": "clean", "parsers": ["structure", "pillow"]}
     if options.faces is FaceMode.OFF:
         checks["faces"] = "not checked: face masking is off"
     elif masks:
-        checks["faces"] = _faces_gone(output, masks, options)
+        checks["faces"] = _faces_gone(output, masks, options, frames)
     else:
         checks["faces"] = "no face found"
     return Verified(checks, seen_by_pillow.size, bool(seen_by_pillow.info.get("icc_profile")))
@@ -56,11 +62,27 @@ def _open_with_pillow(image_format: ImageFormat, output: bytes) -> Image.Image:
         raise MalformedImage(f"the cleaned image cannot be read back ({type(error).__name__}): the input is damaged")
 
 
-def _pillow_findings(image: Image.Image, orientation: int) -> list[str]:
-    found = [f"Pillow sees {key!r}" for key in image.info if key in _FORBIDDEN_INFO]
+_LOOP_EXTENSIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+
+
+def _forbidden_info(key: str, value) -> bool:
+    if key not in _FORBIDDEN_INFO or not value:
+        return False
+    if key == "extension":  # Pillow records the GIF loop-count extension here too
+        return not (isinstance(value, tuple) and bytes(value[0]).startswith(_LOOP_EXTENSIONS))
+    return True
+
+
+def _pillow_findings(image_format: ImageFormat, image: Image.Image, orientation: int) -> list[str]:
+    found = [f"Pillow sees {key!r}" for key, value in image.info.items() if _forbidden_info(key, value)]
     exif = _exif_as_opened(image)
     if set(exif) - {ORIENTATION_TAG}:
         found.append(f"Pillow sees EXIF tags {sorted(set(exif) - {ORIENTATION_TAG})}")
+    tags = getattr(image, "tag_v2", None)  # TIFF: the tags of the first page
+    if tags is not None and set(tags) - DECODE_TAGS:
+        found.append(f"Pillow sees TIFF tags {sorted(set(tags) - DECODE_TAGS)}")
+    if tags is not None and tags.get(ORIENTATION_TAG, 1) != orientation:
+        found.append(f"output declares orientation {tags.get(ORIENTATION_TAG)}, expected {orientation}")
     if exif.get(ORIENTATION_TAG, 1) != orientation:
         found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
     if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
@@ -81,12 +103,23 @@ def _exif_as_opened(image: Image.Image) -> Image.Exif:
     return exif
 
 
-def _faces_gone(output: bytes, masks: list, options: SanitiseOptions) -> str:
+def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: int = 1) -> str:
     from .faces import default_detector
 
+    leftover = []
     with Image.open(io.BytesIO(output)) as image:
-        image.load()
-        leftover = default_detector().find_in_regions(image, masks, options.detection)
+        if frames > 1:
+            by_frame: dict[int, list] = {}
+            for index, rect in masks:
+                by_frame.setdefault(index, []).append(rect)
+            for index, rects in sorted(by_frame.items()):
+                image.seek(index)
+                image.load()
+                frame = image.convert("RGBA")
+                leftover += default_detector().find_in_regions(frame, rects, options.detection)
+        else:
+            image.load()
+            leftover = default_detector().find_in_regions(image, masks, options.detection)
     if leftover:
         raise VerificationFailed(
             f"{len(leftover)} face(s) are still detectable inside the masked areas ({options.faces.value}); "

@@ -5,26 +5,28 @@ Adding a format: write a module with an ImageFormat subclass and list it in FORM
 
 from ..errors import UnsupportedFormat
 from .base import Header, ImageFormat, Stripped
+from .gif import Gif
+from .heif import Avif, Heif
 from .jpeg import Jpeg
+from .plain import Bmp, Pnm
 from .png import Png
+from .tiff import Tiff
 from .webp import WebP
 
-FORMATS: tuple[ImageFormat, ...] = (Jpeg(), Png(), WebP())
+FORMATS: tuple[ImageFormat, ...] = (Jpeg(), Png(), WebP(), Gif(), Tiff(), Avif(), Heif(), Bmp(), Pnm())
 
 # Formats we recognise but cannot clean yet: named, so the refusal is readable.
 _KNOWN_UNSUPPORTED = (
-    (lambda h: h[:6] in (b"GIF87a", b"GIF89a"), "GIF"),
-    (lambda h: h[:4] in (b"II*\x00", b"MM\x00*"), "TIFF"),
-    (lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"avif", b"avis"), "AVIF"),
-    (lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc"), "HEIC/HEIF"),
-    (lambda h: h[:2] == b"BM", "BMP"),
-    (lambda h: h[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"), "PNM"),
+    (lambda h: h[:4] in (b"II+\x00", b"MM\x00+"), "BigTIFF"),
+    (lambda h: h[:2] == b"BM", "BMP with this header"),
+    (lambda h: h[:2] == b"P7", "PAM"),
+    (lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"crx ", b"qt  ", b"mp41", b"mp42", b"isom"), "this ISO media (video or raw)"),
     (lambda h: h[:2] == b"\xff\x0a" or h[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
     (lambda h: h[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n" or h[:4] == b"\xff\x4f\xff\x51", "JPEG 2000"),
     (lambda h: h[:4] == b"\x00\x00\x01\x00", "ICO"),
 )
 
-SNIFF_BYTES = 32
+SNIFF_BYTES = 64  # enough for an ISOBMFF ftyp box and its compatible brands
 
 
 def sniff(data: bytes) -> ImageFormat:

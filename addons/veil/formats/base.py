@@ -5,7 +5,7 @@ half-cleaned file. It either returns complete bytes or raises a SanitiseError.
 """
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from PIL import Image
@@ -25,11 +25,20 @@ class Stripped:
     data: bytes
     removed: frozenset[str]  # metadata categories found and dropped
     orientation: int  # how the input asked to be displayed (EXIF 1-8); kept as a minimal EXIF when != 1
+    # True when the format cannot be cleaned losslessly and `data` was re-encoded: the
+    # rotation is then baked into the pixels and `data` declares orientation 1.
+    reencoded: bool = False
+    # The upright pixels `data` was encoded from (re-encoding formats only), so masking
+    # starts from the source's pixels rather than from a second generation.
+    pixels: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
 class ImageFormat(ABC):
     name: ClassVar[str]
     mime: ClassVar[str]
+    # True when strip() itself decodes every frame/page (re-encoding formats with pages):
+    # the pixel limit then applies to all of them together, not to the largest alone.
+    strip_decodes_all_frames: ClassVar[bool] = False
 
     @staticmethod
     @abstractmethod
@@ -53,3 +62,12 @@ class ImageFormat(ABC):
     def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
         """Re-encode pixels with no metadata at all (ICC only when given), matching the
         quality of `source` (the stripped original) where the format has one."""
+
+    def encode_frames(
+        self, frames: list[Image.Image], source: bytes, icc: bytes | None, durations: list[int], loop: int | None
+    ) -> bytes:
+        """Re-encode an animation (full, composited, upright frames) with its timing and
+        no metadata. Formats that cannot write animations refuse to mask them."""
+        from ..errors import UnsupportedFormat
+
+        raise UnsupportedFormat(f"masking faces in animated {self.name.upper()} images is not supported yet")

@@ -180,3 +180,13 @@ class Png(ImageFormat):
         buffer = io.BytesIO()
         pixels.save(buffer, "PNG", **options)
         return buffer.getvalue()
+
+    def encode_frames(self, frames: list[Image.Image], source: bytes, icc: bytes | None, durations: list[int], loop: int | None) -> bytes:
+        """An APNG from full frames, with their timing and loop count; no text, no EXIF."""
+        options = {"optimize": False, "compress_level": 6, "disposal": 1, "blend": 0}
+        if icc:
+            options["icc_profile"] = icc
+        frames = [frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGBA") for frame in frames]
+        buffer = io.BytesIO()
+        frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=durations, loop=loop or 0, **options)
+        return buffer.getvalue()

@@ -147,3 +147,17 @@ class WebP(ImageFormat):
         buffer = io.BytesIO()
         pixels.save(buffer, "WEBP", exif=b"", xmp=b"", **options)
         return buffer.getvalue()
+
+    def encode_frames(self, frames: list[Image.Image], source: bytes, icc: bytes | None, durations: list[int], loop: int | None) -> bytes:
+        """An animated WebP from full frames, with their timing and loop count, no EXIF/XMP."""
+        lossless = any(c.fourcc == b"ANMF" and bytes(c.data[16:20]) == b"VP8L" for c in iter_chunks(source))
+        options = {"lossless": True} if lossless else {"quality": 90, "method": 4}
+        if icc:
+            options["icc_profile"] = icc
+        frames = [frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGBA") for frame in frames]
+        buffer = io.BytesIO()
+        frames[0].save(
+            buffer, "WEBP", save_all=True, append_images=frames[1:], duration=durations, loop=loop or 0,
+            exif=b"", xmp=b"", **options,
+        )  # fmt: skip
+        return buffer.getvalue()

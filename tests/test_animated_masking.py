@@ -1,0 +1,82 @@
+"""Face masking in animations: every frame is searched and masked, the frame count,
+timing and loop count survive, and the output is verified frame by frame."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fixtures
+from exiftool_judge import judge_bytes
+from sample_faces import ASTRONAUT_FACE, astronaut, face_free
+from veil.core import sanitise
+
+SIZE = 256
+SCALE = SIZE / 512
+FACE = tuple(int(v * SCALE) for v in ASTRONAUT_FACE)
+
+
+def frames() -> list[Image.Image]:
+    """Frame 0 and 2 hold the astronaut's face, frame 1 none."""
+    face = astronaut().convert("RGB").resize((SIZE, SIZE))
+    return [face, face_free("coffee.png").convert("RGB").resize((SIZE, SIZE)), face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+
+
+def build(fmt: str) -> bytes:
+    images = frames()
+    buffer = io.BytesIO()
+    options = {"save_all": True, "append_images": images[1:], "duration": [120, 240, 360], "loop": 0}
+    if fmt == "GIF":
+        images = [image.quantize(256) for image in images]
+        options["append_images"] = images[1:]
+        options["comment"] = b"Jane Veil-Tester"
+    elif fmt == "WEBP":
+        options.update(quality=90, exif=fixtures.exif_bytes(thumbnail=False))
+    images[0].save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _dark_fraction(image: Image.Image, box) -> float:
+    pixels = np.asarray(image.convert("RGB").crop(box))
+    return float((pixels.max(axis=2) <= 40).mean())
+
+
+@pytest.fixture(scope="module", params=["GIF", "WEBP", "PNG"])
+def case(request):
+    data = build(request.param)
+    return request.param, data, sanitise(data)
+
+
+def test_every_frame_with_a_face_is_masked(case):
+    fmt, data, result = case
+    x0, y0, x1, y1 = FACE
+    inner = (x0 + 8, y0 + 8, x1 - 8, y1 - 8)
+    mirrored = (SIZE - x1 + 8, y0 + 8, SIZE - x0 - 8, y1 - 8)
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert image.n_frames == 3
+        image.seek(0)
+        assert _dark_fraction(image, inner) > 0.8, f"{fmt}: frame 0 face not masked"
+        image.seek(2)
+        assert _dark_fraction(image, mirrored) > 0.8, f"{fmt}: frame 2 face not masked"
+    assert result.report.reencoded and len(result.report.faces) >= 2
+    assert "no face detectable" in result.report.verification["faces"]
+
+
+def test_timing_and_loop_survive(case):
+    fmt, data, result = case
+    with Image.open(io.BytesIO(result.data)) as image:
+        durations = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            image.load()  # WebP fills in the duration on load
+            durations.append(image.info.get("duration"))
+        assert durations == [120, 240, 360], fmt
+        assert image.info.get("loop", 0) == 0
+
+
+def test_masked_animation_is_clean(case, tmp_path):
+    fmt, data, result = case
+    verdict = judge_bytes({fmt: result.data}, tmp_path)[fmt]
+    assert verdict.clean, verdict.explain()
+    assert b"Jane" not in result.data
