@@ -1,16 +1,23 @@
 """The audit log: one JSON line per intervention, append-only, facts and hashes only.
 
 No image bytes, no face crops, no query strings (they carry signatures and tokens)
-ever reach this file. Lines are written with a single O_APPEND write each, so several
-proxy processes can share one log without interleaving a record.
+ever reach this file. Each record is chained to the one before it (auditlog/chain.py
+says how), across restarts and rotated files. A chain has one writer: each proxy
+process must write its own file, since two writers appending to one file would each
+continue their own chain and interleave them (the verifier would flag the file).
 """
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from .auditlog import chain, files
+
+log = logging.getLogger("veil")
 
 EVENTS = ("sanitised", "monitored", "blocked", "passed")
 
@@ -88,21 +95,122 @@ def _actions(event: str, report: dict) -> list[str]:
     return actions
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """When the writer starts a new file: past `max_bytes` (0: never) and/or when the UTC
+    day changes (`daily`). The chain continues into the new file."""
+
+    max_bytes: int = 0
+    daily: bool = False
+
+
 class AuditLog:
-    def __init__(self, path: str | Path):
+    """Appends chained records to `path`, one write() per record under a lock.
+
+    On start it reads the end of the log to continue the chain. A last line cut off
+    mid-write (the process was killed) is closed with a newline and left in place, and
+    the chain resumes from the last intact record with a `log_repaired` record that
+    names the cut-off line, so verification shows exactly what was lost."""
+
+    def __init__(self, path: str | Path, rotation: Rotation = Rotation()):
         self.path = Path(path)
+        self.rotation = rotation
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # 0600: the log names users and services; only the operator should read it.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lock = threading.Lock()
+        self._fd = -1
+        self._open()
+        self._seq, self._prev_hash, cut_line = self._resume_chain()
+        self._file_day = _record_day(files.first_line(self.path))
+        self._file_start = os.fstat(self._fd).st_size == 0
+        if cut_line:
+            # Never rotated away from the fragment it explains: it goes in the same file.
+            self._append(_repair_record(self.path, cut_line))
 
     def write(self, record: dict) -> None:
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            os.write(self._fd, line)  # one write per record: flushed, and atomic under O_APPEND
+            if self._should_rotate(record):
+                self._rotate()
+            self._append(record)
+
+    def _append(self, record: dict):
+        line, digest = chain.seal(record, seq=self._seq + 1, prev_hash=self._prev_hash, file_start=self._file_start)
+        os.write(self._fd, line)  # one write per record: flushed, and atomic under O_APPEND
+        self._seq, self._prev_hash, self._file_start = self._seq + 1, digest, False
+        self._size += len(line)
+        self._file_day = self._file_day or record.get("ts", "")[:10]
 
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+    def _open(self):
+        # 0600: the log names users and services; only the operator should read it.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def _resume_chain(self) -> tuple[int, str, int | None]:
+        """(seq, hash) of the last intact record, and the number of a cut-off last line."""
+        last, unterminated, complete_lines = files.tail(self.path)
+        cut_line = None
+        if unterminated is not None:
+            try:
+                link = chain.check_line(unterminated)  # whole record, only the newline lost
+                os.write(self._fd, b"\n")
+                self._size += 1
+                return link.seq, link.hash, None
+            except (chain.Unreadable, chain.Edited):
+                os.write(self._fd, b"\n")  # close the fragment so the next record starts clean
+                self._size += 1
+                cut_line = complete_lines + 1
+        if last is None:
+            return self._resume_from_rotated_files(cut_line)
+        try:
+            link = chain.check_line(last)
+        except (chain.Unreadable, chain.Edited):
+            log.warning(f"Veil: the last record of {self.path} is not chained; starting a new chain after it")
+            return 0, chain.GENESIS, cut_line
+        return link.seq, link.hash, cut_line
+
+    def _resume_from_rotated_files(self, cut_line: int | None) -> tuple[int, str, int | None]:
+        rotated = files.rotated_files(self.path)
+        if not rotated:
+            return 0, chain.GENESIS, cut_line
+        last, _, _ = files.tail(rotated[-1])
+        try:
+            link = chain.check_line(last or b"")
+        except (chain.Unreadable, chain.Edited):
+            return 0, chain.GENESIS, cut_line
+        return link.seq, link.hash, cut_line
+
+    def _should_rotate(self, record: dict) -> bool:
+        if self._size == 0:
+            return False
+        if self.rotation.daily and self._file_day and record.get("ts", "")[:10] != self._file_day:
+            return True
+        return bool(self.rotation.max_bytes) and self._size >= self.rotation.max_bytes
+
+    def _rotate(self):
+        os.close(self._fd)
+        os.rename(self.path, files.next_rotated_name(self.path))
+        files.fsync_directory(self.path.parent)
+        self._open()
+        self._file_start, self._file_day = True, None
+
+
+def _record_day(line: bytes | None) -> str | None:
+    try:
+        return json.loads(line)["ts"][:10] if line else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _repair_record(path: Path, cut_line: int) -> dict:
+    return {
+        "ts": now_rfc3339(),
+        "event": chain.REPAIR_EVENT,
+        "truncated_line": cut_line,
+        "reason": f"line {cut_line} of {path.name} was cut off mid-write (the process was killed?); "
+        "it is not part of the chain, which resumes here from the last intact record",
+    }

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cli_audit import register as register_audit_commands
 from .errors import SanitiseError
 from .options import FaceMode, SanitiseOptions
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     check = policy_commands.add_parser("check", help="validate a policy file and summarise it")
     check.add_argument("file")
     check.set_defaults(handler=_policy_check)
+    register_audit_commands(commands)
     return parser
 
 
