@@ -8,13 +8,17 @@ import asyncio
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
 from . import gateway
-from .audit import AuditLog, RequestFacts, public_url
+from . import workers as workers_module
+from .errors import SanitiseError
+from .audit import AuditLog, RequestFacts, Rotation, public_url
+from .metrics import Metrics, MetricsServer
 from .policy import Match, Policy, PolicyError, load_policy
 
 log = logging.getLogger("veil")
@@ -22,6 +26,7 @@ log = logging.getLogger("veil")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 MATCH_KEY = "veil_match"
+INLINE_PARSE_BYTES = 256 * 1024
 _MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
 
 
@@ -34,7 +39,13 @@ class Veil:
     def __init__(self):
         self.policy: Policy | None = None
         self.audit: AuditLog | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self._workers = 0
+        # Request bodies are parsed here when large: off the event loop, apart from the
+        # cleaning processes so a chat request never queues behind a photo.
+        self.parser_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="veil-parse")
+        self.metrics = Metrics()
+        self.metrics_server: MetricsServer | None = None
         self._allow_hosts_are_ours = False
         self._running = False
 
@@ -42,7 +53,13 @@ class Veil:
         loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
         loader.add_option("veil_audit_log", str, str(default_audit_log()), "Veil's audit log (JSON lines, append-only).")
         loader.add_option(
-            "veil_workers", int, max(1, os.cpu_count() or 1), "Images cleaned at the same time (CPU-bound work)."
+            "veil_audit_rotate_bytes", int, 0, "Start a new audit file once it reaches this size (0: never)."
+        )
+        loader.add_option("veil_audit_rotate_daily", bool, False, "Start a new audit file each UTC day.")
+        loader.add_option("veil_metrics_port", int, 0, "Serve Prometheus metrics on this port (0: off).")
+        loader.add_option("veil_metrics_host", str, "127.0.0.1", "Address the metrics endpoint listens on.")
+        loader.add_option(
+            "veil_workers", int, max(1, os.cpu_count() or 1), "Worker processes cleaning images (one per core is right)."
         )
         loader.add_option(
             "veil_decrypt_all",
@@ -64,8 +81,10 @@ class Veil:
     def _configure(self, updated: set[str]):
         if "veil_policy" in updated:
             self.policy = _load_policy(ctx.options.veil_policy)
-        if "veil_audit_log" in updated:
+        if updated & {"veil_audit_log", "veil_audit_rotate_bytes", "veil_audit_rotate_daily"}:
             self._open_audit_log(ctx.options.veil_audit_log)
+        if updated & {"veil_metrics_port", "veil_metrics_host"}:
+            self._serve_metrics(ctx.options.veil_metrics_host, ctx.options.veil_metrics_port)
         if "veil_workers" in updated:
             self._start_pool(ctx.options.veil_workers)
         if updated & {"veil_policy", "veil_decrypt_all", "allow_hosts", "ignore_hosts"}:
@@ -74,20 +93,37 @@ class Veil:
             _refuse_streaming_of_protected_bodies(self.policy)
 
     def _open_audit_log(self, path: str):
+        if ctx.options.veil_audit_rotate_bytes < 0:
+            raise exceptions.OptionsError("veil_audit_rotate_bytes must be 0 (never) or a size in bytes")
+        rotation = Rotation(ctx.options.veil_audit_rotate_bytes, ctx.options.veil_audit_rotate_daily)
         try:
-            audit = AuditLog(path)
+            # Writes happen on the event loop, as does this: the old writer is idle, so the
+            # new one reads the final end of the chain.
+            audit = AuditLog(path, rotation)
         except OSError as error:
             raise exceptions.OptionsError(f"veil_audit_log: cannot open {path}: {error.strerror}") from None
         if self.audit:
             self.audit.close()
         self.audit = audit
 
+    def _serve_metrics(self, host: str, port: int):
+        if self.metrics_server:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        if not port:
+            return
+        try:
+            self.metrics_server = MetricsServer(self.metrics, host, port)
+        except OSError as error:
+            raise exceptions.OptionsError(f"veil_metrics_port: cannot listen on {host}:{port}: {error.strerror}") from None
+        log.info(f"Veil: Prometheus metrics on http://{host}:{self.metrics_server.port}/metrics")
+
     def _start_pool(self, workers: int):
         if workers < 1:
             raise exceptions.OptionsError("veil_workers must be at least 1")
-        if self.pool:
-            self.pool.shutdown(wait=False)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veil-worker")
+        self._stop_pool(wait=False)
+        self.pool = workers_module.start_pool(workers)
+        self._workers = workers
 
     def _decrypt_only_protected_hosts(self, updated: set[str]):
         """Derive allow_hosts from the policy unless the operator chose hosts themselves."""
@@ -106,15 +142,28 @@ class Veil:
         self._running = True
         if self.policy is None:
             return  # start-up failed and was logged; mitmproxy is exiting
+        self._warm_up_workers()
         log.info(
             f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
         )
 
     def done(self):
-        if self.pool:
-            self.pool.shutdown(wait=True, cancel_futures=False)
+        self._stop_pool(wait=True)
+        self.parser_pool.shutdown(wait=True)
         if self.audit:
             self.audit.close()
+        if self.metrics_server:
+            self.metrics_server.stop()
+
+    def _stop_pool(self, wait: bool):
+        if self.pool:
+            self.pool.shutdown(wait=wait, cancel_futures=not wait)
+            self.pool = None
+
+    def _warm_up_workers(self):
+        """Start every worker (imports, model load) before the first photo arrives."""
+        for _ in range(self._workers):
+            self.pool.submit(workers_module.warm_up)
 
     def requestheaders(self, flow: http.HTTPFlow):
         match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method)
@@ -141,7 +190,7 @@ class Veil:
             raise gateway.RequestRefused(f"the policy blocks uploads to {match.service}")
         body = _decoded_body(flow, rule.limits.max_body_bytes)
         content_type = flow.request.headers.get("content-type")
-        envelope, slots = await self._in_pool(gateway.locate_images, body, content_type, rule)
+        envelope, slots = await self._parse(body, content_type, rule)
         verdict = gateway.BodyVerdict(envelope, unparsed=envelope == "none" and bool(body))
         if rule.action == "allow":
             verdict.outcomes = [gateway.allowed(slot) for slot in slots]
@@ -153,18 +202,31 @@ class Veil:
             verdict.body = gateway.rebuild(body, verdict.outcomes)
         return verdict
 
+    async def _parse(self, body: bytes, content_type: str | None, rule):
+        if len(body) <= INLINE_PARSE_BYTES:  # a chat request: microseconds, no hand-off
+            return gateway.locate_images(body, content_type, rule)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.parser_pool, gateway.locate_images, body, content_type, rule)
+
     async def _clean_with_deadline(self, slot, rule, timeout: float) -> gateway.ImageOutcome:
+        pool = self.pool
         try:
-            return await asyncio.wait_for(self._in_pool(gateway.clean_image, slot, rule), timeout)
+            job = pool.submit(workers_module.clean, slot.image, rule.sanitise_options())
+            result, error, ms = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
         except TimeoutError:
             return gateway.timed_out(slot, rule, timeout)
-
-    def _in_pool(self, function, *args):
-        return asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+        except BrokenProcessPool:
+            # A worker died (say, a native crash in a decoder): fail closed for this image
+            # and give the next request a fresh pool.
+            if self.pool is pool:
+                log.error("Veil: a cleaning worker died; restarting the worker pool")
+                self._start_pool(self._workers)
+            return gateway.judge(slot, rule, None, SanitiseError("the image crashed Veil's image cleaner"), 0.0)
+        return gateway.judge(slot, rule, result, error, ms)
 
     def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts):
         for record in gateway.records(verdict, facts):
-            self.audit.write(record)
+            self._record(record)
         if verdict.unparsed:
             flow.comment = "Veil: body format not inspected (allowed by the policy)"
         if not verdict.outcomes:
@@ -177,10 +239,14 @@ class Veil:
         flow.marked = _MARKERS[verdict.blocked.event if verdict.blocked else verdict.outcomes[0].event]
 
     def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, reason: str):
-        self.audit.write(gateway.refusal_record(facts, reason))
+        self._record(gateway.refusal_record(facts, reason))
         _answer_blocked(flow, reason)
         flow.comment = f"Veil blocked this upload: {reason}"
         flow.marked = _MARKERS["blocked"]
+
+    def _record(self, record: dict):
+        self.audit.write(record)  # the chained log first: metrics never count what the log lacks
+        self.metrics.observe(record)
 
 
 def _load_policy(path: str) -> Policy:

@@ -6,11 +6,9 @@ whether the request may go on, and rebuild the body byte-exactly.
 """
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 from . import audit
-from .core import sanitise
 from .envelopes import find_images, splice
 from .envelopes.base import EnvelopeError, ImageSlot
 from .errors import SanitiseError
@@ -62,13 +60,11 @@ def locate_images(body: bytes, content_type: str | None, rule: Rule) -> tuple[st
 
 
 def clean_image(slot: ImageSlot, rule: Rule) -> ImageOutcome:
-    """Runs in a worker thread. Never raises: every failure becomes an outcome."""
-    started = time.perf_counter()
-    try:
-        result, error = sanitise(slot.image, rule.sanitise_options()), None
-    except SanitiseError as failure:
-        result, error = None, failure
-    return judge(slot, rule, result, error, (time.perf_counter() - started) * 1000)
+    """In-process cleaning of one slot (the proxy uses worker processes: see workers.py)."""
+    from .workers import clean
+
+    result, error, ms = clean(slot.image, rule.sanitise_options())
+    return judge(slot, rule, result, error, ms)
 
 
 def judge(slot: ImageSlot, rule: Rule, result: Result | None, error: SanitiseError | None, ms: float) -> ImageOutcome:
