@@ -1,4 +1,4 @@
-"""Entry point for `mitmdump -s addons/veil_addon.py`: builds the Veil addon, nothing else."""
+"""Entry point for `mitmdump -s addons/veil_addon.py`: builds the Veil addons, nothing else."""
 
 import sys
 from pathlib import Path
@@ -7,5 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from veil.addon import Veil  # noqa: E402
+from veil.pac_addon import ServePac  # noqa: E402
 
-addons = [Veil()]
+veil = Veil()
+addons = [veil, ServePac(lambda: veil.policy)]

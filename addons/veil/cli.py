@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .cli_audit import register as register_audit_commands
+from .cli_browser import register as register_browser_commands
 from .errors import SanitiseError
 from .options import FaceMode, SanitiseOptions
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(handler=_policy_check)
     register_audit_commands(commands)
+    register_browser_commands(commands)
     return parser
 
 
@@ -139,8 +141,9 @@ def _print_start_banner(args, policy_path: Path, audit_log: Path, confdir: Path)
     print(
         f"Veil: proxy on http://{args.listen_host}:{args.listen_port}  policy: {policy_path}  audit log: {audit_log}\n"
         f"  CA certificate: {ca}{'' if ca.exists() else ' (created on first start)'}\n"
-        f"  Trust it, then point clients at the proxy, e.g.:\n"
+        f"  Trust it (`veil trust` shows how), then point clients at the proxy, e.g.:\n"
         f"    export HTTPS_PROXY=http://{args.listen_host}:{args.listen_port} SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}\n"
+        f"  or set the system's proxy auto-config URL to http://{args.listen_host}:{args.listen_port}/proxy.pac\n"
         f"  README.md explains system-wide trust and proxy settings.",
         file=sys.stderr,
         flush=True,
