@@ -214,3 +214,12 @@ def test_multipart_type_without_any_boundary_is_an_error():
 def test_not_multipart_returns_none():
     assert multipart.find_images(b'{"a": 1}', "application/json") is None
     assert multipart.find_images(b"--just dashes in text", None) is None
+
+
+def test_field_content_finds_a_named_part_by_offsets():
+    from veil.envelopes.multipart import field_content
+
+    body = b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nvision\r\n--b\r\nContent-Disposition: form-data; name="data"\r\n\r\n\x00\r\nraw\r\n--b--\r\n'
+    assert field_content(body, "multipart/form-data; boundary=b", "data") == b"\x00\r\nraw"
+    assert field_content(body, "multipart/form-data; boundary=b", "missing") is None
+    assert field_content(b"{}", "application/json", "data") is None

@@ -91,7 +91,7 @@ DESIGN_HOSTS = {
 # One real upload request per channel of DESIGN §3: (host, path, method) -> (service, rule).
 DESIGN_CHANNELS = [
     ("api.openai.com", "/v1/chat/completions", "POST", "openai-api", "api"),
-    ("api.openai.com", "/v1/uploads/upload_abc/parts", "POST", "openai-api", "api"),
+    ("api.openai.com", "/v1/uploads/upload_abc/parts", "POST", "openai-api", "upload-parts"),
     ("chatgpt.com", "/backend-api/files", "POST", "chatgpt-web", "app"),
     ("sdmntpreastus.oaiusercontent.com", "/files/0a1b/raw?se=2026&sig=x", "PUT", "chatgpt-web", "blob-upload"),
     ("api.anthropic.com", "/v1/messages", "POST", "anthropic-api", "api"),
@@ -136,6 +136,21 @@ def test_every_design_channel_is_cleaned_by_the_expected_rule(default_policy, ho
     match = default_policy.match(host, path, method)
     assert (match.service, match.rule_name) == (service, rule)
     assert match.rule.action is Action.SANITISE
+
+
+# The flows that declare the file size before the bytes keep the length by default.
+SIZE_DECLARED_FIRST = {
+    ("openai-api", "upload-parts"), ("chatgpt-web", "app"), ("chatgpt-web", "blob-upload"), ("claude-web", "upload"),
+    ("gemini-api", "file-upload"), ("gemini-web", "upload"), ("perplexity-web", "app"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("host, path, method, service, rule", DESIGN_CHANNELS)
+def test_preserve_length_is_on_where_the_size_is_declared_first(default_policy, host, path, method, service, rule):
+    match = default_policy.match(host, path, method)
+    expected = (service, rule) in SIZE_DECLARED_FIRST
+    assert match.rule.preserve_length is expected
+    assert match.rule.sanitise_options().preserve_length is expected
 
 
 @pytest.mark.parametrize("host", UNRELATED_HOSTS)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from . import gateway
+from . import gateway, integrity
 from . import workers as workers_module
+from .envelopes import multipart
 from .errors import SanitiseError
 from .audit import AuditLog, RequestFacts, Rotation, public_url
 from .metrics import Metrics, MetricsServer
@@ -26,6 +27,7 @@ log = logging.getLogger("veil")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 MATCH_KEY = "veil_match"
+UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
 INLINE_PARSE_BYTES = 256 * 1024
 _MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
 
@@ -48,6 +50,7 @@ class Veil:
         self.metrics_server: MetricsServer | None = None
         self._allow_hosts_are_ours = False
         self._running = False
+        self.uploads = integrity.UploadLedger()  # OpenAI Uploads: parts as sent, for complete's md5
 
     def load(self, loader):
         loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
@@ -183,6 +186,36 @@ class Veil:
             self._refuse(flow, facts, refusal.reason)
             return
         self._apply(flow, verdict, facts)
+        if not flow.response:
+            self._follow_openai_upload(flow, verdict)
+
+    def response(self, flow: http.HTTPFlow):
+        pending = flow.metadata.pop(UPLOAD_PART_KEY, None)
+        if pending is None or flow.response is None or flow.response.status_code >= 300:
+            return
+        try:
+            part_id = json.loads(flow.response.get_content(strict=False) or b"{}").get("id")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(part_id, str):
+            upload_id, data, changed = pending
+            self.uploads.part_received(upload_id, part_id, data, changed)
+
+    def _follow_openai_upload(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict):
+        """OpenAI Uploads: remember each part as sent; give `complete` the md5 of those bytes."""
+        path = flow.request.path
+        upload_id = integrity.upload_part_id(path)
+        if upload_id:
+            data = multipart.field_content(flow.request.content or b"", flow.request.headers.get("content-type"), "data")
+            if data is not None:
+                flow.metadata[UPLOAD_PART_KEY] = (upload_id, data, verdict.body is not None)
+            return
+        upload_id = integrity.upload_complete_id(path)
+        if upload_id:
+            fixed = self.uploads.complete_body(upload_id, flow.request.content or b"")
+            if fixed is not None:
+                flow.request.content = fixed
+                flow.comment = "Veil: md5 recomputed for the parts it cleaned"
 
     async def _examine(self, flow: http.HTTPFlow, match: Match) -> gateway.BodyVerdict:
         rule = match.rule
@@ -191,6 +224,10 @@ class Veil:
         body = _decoded_body(flow, rule.limits.max_body_bytes)
         content_type = flow.request.headers.get("content-type")
         envelope, slots = await self._parse(body, content_type, rule)
+        if rule.action == "sanitise":
+            split = integrity.split_upload_refusal(flow.request.headers, bool(slots))
+            if split:
+                raise gateway.RequestRefused(split)
         verdict = gateway.BodyVerdict(envelope, unparsed=envelope == "none" and bool(body))
         if rule.action == "allow":
             verdict.outcomes = [gateway.allowed(slot) for slot in slots]
@@ -235,6 +272,14 @@ class Veil:
             _answer_blocked(flow, verdict.blocked.reason)
         elif verdict.body is not None:
             flow.request.content = verdict.body  # mitmproxy re-applies Content-Encoding and Content-Length
+            resized = [
+                integrity.Resized(len(outcome.slot.image), len(outcome.replacement))
+                for outcome in verdict.outcomes
+                if outcome.replacement is not None
+            ]
+            fixes = integrity.header_fixes(flow.request.headers, flow.request.raw_content or b"", resized)
+            for name, value in fixes.items():
+                flow.request.headers[name] = value
         flow.comment = gateway.summary(verdict)
         flow.marked = _MARKERS[verdict.blocked.event if verdict.blocked else verdict.outcomes[0].event]
 

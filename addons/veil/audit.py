@@ -92,6 +92,8 @@ def _actions(event: str, report: dict) -> list[str]:
         actions.append(f"faces:{report.get('face_mode')}")
     if report.get("reencoded"):
         actions.append("reencode")
+    if report.get("padding"):
+        actions.append("pad")  # zero filler added to keep the original length (preserve_length)
     return actions
 
 

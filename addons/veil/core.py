@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from PIL import Image
 
 from . import formats, verify
-from .errors import MalformedImage, SanitiseError, TooLarge
+from .errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge
 from .formats import Header, ImageFormat, Stripped
 from .options import FaceMode, SanitiseOptions
 from .report import Report, Result
@@ -57,14 +57,21 @@ def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
     with clock.lap("strip"):
         image_format, header = _admit(data, options)
         stripped = image_format.strip(data, options.keep_icc)
+    target = len(data) if options.preserve_length else None
     output, faces, masks, quality = stripped.data, [], [], None
     if options.faces is not FaceMode.OFF:
-        output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock)
+        output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock, target)
+    reencoded = output is not stripped.data or stripped.reencoded
+    padding = 0
+    if target is not None:
+        with clock.lap("pad"):
+            padding = target - len(output)
+            output = image_format.pad_to(output, target)
     with clock.lap("verify"):
-        orientation = stripped.orientation if output is stripped.data and not stripped.reencoded else 1
+        orientation = 1 if reencoded else stripped.orientation
         verified = verify.verify_output(image_format, output, orientation, masks, options, frames=header.frames)
     clock.laps["total"] = round(sum(clock.laps.values()), 3)
-    report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, verified)
+    report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, verified, reencoded, padding)
     return Result(output, report)
 
 
@@ -88,9 +95,10 @@ def _admit(data: bytes, options: SanitiseOptions) -> tuple[ImageFormat, Header]:
     return image_format, header
 
 
-def _mask_faces(image_format, header, stripped, options, clock):
+def _mask_faces(image_format, header, stripped, options, clock, target: int | None = None):
     """Detect on the upright image; when faces are found, re-encode the masked pixels
-    with no metadata. With no faces the lossless strip is kept: no quality is lost."""
+    with no metadata. With no faces the lossless strip is kept: no quality is lost.
+    With a `target` length the encoding must fit in it (JPEG quality is lowered if needed)."""
     from .faces import apply_masks, default_detector
 
     if header.frames > 1:
@@ -110,8 +118,28 @@ def _mask_faces(image_format, header, stripped, options, clock):
         masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale)
     with clock.lap("encode"):
         icc = upright.info.get("icc_profile") if options.keep_icc else None
-        output = image_format.encode(masked, stripped.data, icc)
-    return output, faces, masks, _jpeg_quality(image_format, stripped.data)
+        if target is None:
+            output, lowered = image_format.encode(masked, stripped.data, icc), None
+        else:
+            output, lowered = _encode_to_fit(image_format, masked, stripped.data, icc, target)
+    return output, faces, masks, lowered or _jpeg_quality(image_format, stripped.data)
+
+
+def _encode_to_fit(image_format, pixels, source, icc, length: int) -> tuple[bytes, int | None]:
+    """The first of the format's encodings (best first) that its filler can bring to exactly
+    `length` bytes; a readable LengthNotPreserved when none can."""
+    tried = []
+    for candidate, quality in image_format.encode_attempts(pixels, source, icc):
+        try:
+            image_format.pad_to(candidate, length)
+        except LengthNotPreserved:
+            tried.append(len(candidate))
+            continue
+        return candidate, quality
+    raise LengthNotPreserved(
+        f"the masked {image_format.name.upper()} image cannot be made exactly {length:,} bytes long, as the "
+        f"service was told (encodings tried: {', '.join(f'{size:,}' for size in tried)} bytes)"
+    )
 
 
 def _mask_animation(image_format, header, stripped, options, clock):
@@ -215,7 +243,7 @@ def _rect(mask) -> tuple:
     return mask[1] if len(mask) == 2 and isinstance(mask[1], (tuple, list)) else mask
 
 
-def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, verified):
+def _report(data, output, image_format, header, stripped: Stripped, options, faces, masks, quality, clock, verified, reencoded, padding):
     output_size = verified.size
     icc = "dropped" if "icc" in stripped.removed else "kept" if verified.has_icc else "none"
     return Report(
@@ -232,7 +260,8 @@ def _report(data, output, image_format, header, stripped: Stripped, options, fac
         face_mode=options.faces.value,
         faces=[face.to_dict() for face in faces],
         masks=[list(_rect(mask)) for mask in masks],
-        reencoded=output is not stripped.data or stripped.reencoded,
+        reencoded=reencoded,
+        padding=padding,
         jpeg_quality=quality,
         timings_ms=dict(clock.laps),
         verification=verified.checks,

@@ -1,4 +1,4 @@
-"""The one error family the core raises. Every failure is one of these four kinds,
+"""The one error family the core raises. Every failure is one of these kinds,
 each with a sentence a person can read (it ends up in a 403 body or on stderr)."""
 
 
@@ -24,3 +24,10 @@ class MalformedImage(SanitiseError):
 
 class VerificationFailed(SanitiseError):
     kind = "verification_failed"
+
+
+class LengthNotPreserved(SanitiseError):
+    """The policy asks for output exactly as long as the input (the service was told the
+    size before the bytes) and this image cannot be brought to that length."""
+
+    kind = "length_not_preserved"

@@ -30,6 +30,9 @@ class SanitiseOptions:
     max_pixels: int = 50_000_000
     max_bytes: int = 100 * 1024 * 1024
     detection: DetectionSettings = field(default_factory=DetectionSettings)
+    # Make the output exactly as long as the input, padded with inert zero filler that the
+    # format module writes and the verifier accepts (for services told the size first).
+    preserve_length: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "faces", FaceMode(self.faces))

@@ -93,7 +93,7 @@ class Rule:
     faces: FaceMode = FaceMode.MASK
     keep_icc: bool = True
     on_error: OnError = OnError.BLOCK
-    preserve_length: bool = False  # reserved for flows that declare a size before the bytes
+    preserve_length: bool = False  # pad cleaned images to their original length (size declared first)
     limits: Limits = field(default_factory=Limits)
     unparsed_bodies: UnparsedBodies = UnparsedBodies.ALLOW
 
@@ -105,6 +105,7 @@ class Rule:
             keep_icc=self.keep_icc,
             max_pixels=self.limits.max_image_pixels,
             max_bytes=self.limits.max_body_bytes,
+            preserve_length=self.preserve_length,
         )
 
 

@@ -24,6 +24,7 @@ class Report:
     jpeg_quality: int | None  # estimated from the quantisation tables, when re-encoded JPEG
     timings_ms: dict[str, float]
     verification: dict[str, object] = field(default_factory=dict)
+    padding: int = 0  # bytes of zero filler added to keep the original length (preserve_length)
     # The bytes themselves, for the hashes only; never part of to_dict().
     input_bytes: bytes = field(default=b"", repr=False, compare=False)
     output_bytes: bytes = field(default=b"", repr=False, compare=False)

@@ -65,8 +65,15 @@ def _open_with_pillow(image_format: ImageFormat, output: bytes) -> Image.Image:
 _LOOP_EXTENSIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
 
 
+def _is_zero_filler(value) -> bool:
+    """A JPEG COM holding only zero bytes: Veil's length-keeping filler, nothing else."""
+    return isinstance(value, (bytes, bytearray)) and not bytes(value).strip(b"\x00")
+
+
 def _forbidden_info(key: str, value) -> bool:
     if key not in _FORBIDDEN_INFO or not value:
+        return False
+    if key == "comment" and _is_zero_filler(value):
         return False
     if key == "extension":  # Pillow records the GIF loop-count extension here too
         return not (isinstance(value, tuple) and bytes(value[0]).startswith(_LOOP_EXTENSIONS))
@@ -87,7 +94,9 @@ def _pillow_findings(image_format: ImageFormat, image: Image.Image, orientation:
         found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
     if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
         found.append("Pillow sees a GPS or EXIF sub-IFD")
-    for marker, _ in getattr(image, "applist", []):
+    for marker, payload in getattr(image, "applist", []):
+        if marker == "COM" and _is_zero_filler(payload):
+            continue
         if marker not in ("APP0", "APP1", "APP2", "APP14"):
             found.append(f"Pillow sees a {marker} segment")
     return found

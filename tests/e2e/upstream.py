@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from e2e import ai_site, declared_sizes
+
 
 @dataclass(frozen=True)
 class Received:
@@ -28,8 +30,6 @@ _OPENAI_RESPONSE = {
                 "content": [{"type": "output_text", "text": "ok", "annotations": []}]}],
     "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
 }  # fmt: skip
-_OPENAI_FILE = {"id": "file-1", "object": "file", "bytes": 1, "created_at": 0, "filename": "photo.jpg",
-                "purpose": "vision", "status": "processed"}  # fmt: skip
 _OPENAI_IMAGES = {"created": 0, "data": [{"b64_json": "aGk="}]}
 _ANTHROPIC_MESSAGE = {
     "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
@@ -42,26 +42,18 @@ _GEMINI = {
     "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
     "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
 }  # fmt: skip
-_GEMINI_FILE = {"file": {"name": "files/abc", "displayName": "photo.jpg", "mimeType": "image/jpeg",
-                         "sizeBytes": "1", "uri": "https://generativelanguage.googleapis.com/v1/files/abc",
-                         "state": "ACTIVE"}}  # fmt: skip
 
 
 def _answer(method: str, host: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
-    """(status, headers, body) for a request; JSON unless said otherwise."""
+    """(status, headers, body) for a request; JSON unless said otherwise. Flows that declare
+    a size first (Google resumable uploads among them) are answered by declared_sizes."""
     route = path.split("?", 1)[0]
-    command = headers.get("x-goog-upload-command", "")
-    if command == "start":
-        upload_url = f"https://{host}{route}?upload_id=veil-test"
-        return 200, {"X-Goog-Upload-URL": upload_url, "X-Goog-Upload-Status": "active"}, b"{}"
-    if "finalize" in command:
-        return 200, {"X-Goog-Upload-Status": "final"}, json.dumps(_GEMINI_FILE).encode()
     table = [
         (r"/v1/chat/completions$", _OPENAI_CHAT),
         (r"/v1/responses$", _OPENAI_RESPONSE),
         (r"/v1/images/edits$", _OPENAI_IMAGES),
         (r"/v1/messages$", _ANTHROPIC_MESSAGE),
-        (r"/v1/files$", _ANTHROPIC_FILE if host == "api.anthropic.com" else _OPENAI_FILE),
+        (r"/v1/files$", _ANTHROPIC_FILE if host == "api.anthropic.com" else declared_sizes.OPENAI_FILE),
         (r":(stream)?[gG]enerateContent$", _GEMINI),
     ]
     for pattern, payload in table:
@@ -109,16 +101,22 @@ class RecordingUpstream:
                 host = headers.get("x-original-host") or headers.get("host", "")
                 with upstream._lock:
                     upstream.received.append(Received(self.command, host, self.path, headers, body))
-                status, extra, payload = _answer(self.command, host, self.path, headers)
+                route = self.path.split("?", 1)[0]
+                status, extra, payload = (
+                    ai_site.answer(self.command, host, route, body)
+                    or declared_sizes.answer(self.command, host, self.path, headers, body)
+                    or _answer(self.command, host, self.path, headers)
+                )
+                extra = dict(extra)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in extra.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _any
 
             def log_message(self, *args):
                 pass  # keep test output quiet

@@ -229,3 +229,16 @@ class _TextEncoder:
 
     def __call__(self, image: bytes) -> bytes:
         return self.prefix + json_base64.encode_base64(image, self.style)
+
+
+def field_content(body: bytes, content_type: str | None, name: str) -> bytes | None:
+    """The content of the first part named `name`, or None (not multipart, no such part)."""
+    boundary = _boundary(body, content_type)
+    if boundary is None:
+        return None
+    try:
+        parts = parse_parts(body, boundary)
+    except EnvelopeError:
+        return None
+    part = next((part for part in parts if part.name == name), None)
+    return None if part is None else body[part.content_start : part.content_end]

@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from PIL import Image
 
+from ..errors import LengthNotPreserved
+
 
 @dataclass(frozen=True)
 class Header:
@@ -63,6 +65,23 @@ class ImageFormat(ABC):
         """Re-encode pixels with no metadata at all (ICC only when given), matching the
         quality of `source` (the stripped original) where the format has one."""
 
+    def encode_attempts(self, pixels: Image.Image, source: bytes, icc: bytes | None):
+        """Encodings of `pixels` from best to smallest, as (bytes, JPEG quality or None): the
+        core takes the first one that fits a length it must keep. The first is `encode`'s."""
+        yield self.encode(pixels, source, icc), None
+
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """`data` made exactly `length` bytes long with inert zero filler that `findings`
+        accepts, or a LengthNotPreserved saying why it cannot be. Formats without a clean
+        filler only accept data that already has the length."""
+        gap = check_gap(self.name, data, length)
+        if gap:
+            raise LengthNotPreserved(
+                f"keeping the original length is not supported for {self.name.upper()} images "
+                f"(the cleaned image is {gap:,} bytes shorter and the format has no inert filler Veil writes)"
+            )
+        return data
+
     def encode_frames(
         self, frames: list[Image.Image], source: bytes, icc: bytes | None, durations: list[int], loop: int | None
     ) -> bytes:
@@ -71,3 +90,14 @@ class ImageFormat(ABC):
         from ..errors import UnsupportedFormat
 
         raise UnsupportedFormat(f"masking faces in animated {self.name.upper()} images is not supported yet")
+
+
+def check_gap(name: str, data: bytes, length: int) -> int:
+    """How many bytes must be added to `data` to reach `length`; refuses when it is longer."""
+    gap = length - len(data)
+    if gap < 0:
+        raise LengthNotPreserved(
+            f"the cleaned {name.upper()} image is {-gap:,} bytes longer than the original "
+            f"({len(data):,} > {length:,}), and the service was told the original size"
+        )
+    return gap

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from PIL import Image, JpegImagePlugin
 
-from ..errors import MalformedImage
+from ..errors import LengthNotPreserved, MalformedImage
 from . import exif
-from .base import Header, ImageFormat, Stripped
+from .base import Header, ImageFormat, Stripped, check_gap
 
 SOI, EOI, SOS, DQT, DHT, DRI, DAC, DNL, COM = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xDD, 0xCC, 0xDC, 0xFE
 APP0, APP1, APP2, APP13, APP14 = 0xE0, 0xE1, 0xE2, 0xED, 0xEE
@@ -36,6 +36,10 @@ _XMP = b"http://ns.adobe.com/xap/1.0/\x00"
 _XMP_EXTENDED = b"http://ns.adobe.com/xmp/extension/\x00"
 _JFIF_WITHOUT_THUMBNAIL_LEN = 14  # identifier, version, units, densities, 0x0 thumbnail
 _ADOBE_LEN = 12
+_COM_MAX = 2 + 65535  # a whole COM segment: marker, then a length field counting itself and ≤ 65533 bytes
+_FILL_BYTE = b"\xff"  # T.81 B.1.1.2: any marker may be preceded by 0xFF fill bytes
+# Qualities tried, highest first, when a masked re-encode must fit the original length.
+_FALLBACK_QUALITIES = (90, 85, 80, 75, 70, 60, 50, 40, 30, 20)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,28 @@ def _jfif_without_thumbnail(payload: memoryview) -> tuple[bytes | None, bool]:
     return _segment_bytes(APP0, bytes(payload[:12]) + b"\x00\x00"), had_thumbnail
 
 
+def _is_filler(marker: int, payload: bytes) -> bool:
+    """Veil's length-keeping filler: a COM segment of zero bytes and nothing else."""
+    return marker == COM and not payload.strip(b"\x00")
+
+
+def filler(gap: int) -> bytes:
+    """Exactly `gap` bytes that decoders skip: COM segments of zeros, each at most 65537
+    bytes, none shorter than 4 (the last is kept long enough by shortening the one before).
+    A gap of 1-3 bytes cannot hold a segment; it becomes 0xFF fill bytes before the next
+    marker, which T.81 allows and every decoder skips."""
+    if gap < 4:
+        return _FILL_BYTE * gap
+    pieces, remaining = [], gap
+    while remaining:
+        take = min(remaining, _COM_MAX)
+        if 0 < remaining - take < 4:
+            take = remaining - 4
+        pieces.append(b"\xff\xfe" + (take - 2).to_bytes(2, "big") + bytes(take - 4))
+        remaining -= take
+    return b"".join(pieces)
+
+
 class Jpeg(ImageFormat):
     name = "jpeg"
     mime = "image/jpeg"
@@ -213,19 +239,42 @@ class Jpeg(ImageFormat):
                 continue
             if marker == APP1 and exif.is_minimal_orientation_exif(payload) and payload[:6] == exif.EXIF_APP1_PREFIX:
                 continue
+            if _is_filler(marker, payload):
+                continue
             name = "bytes outside any segment" if marker == JUNK else f"marker 0x{marker:02X}"
             found.append(f"{name} ({len(payload)} bytes) at byte {segment.start}")
         if segments[-1].end != len(data):
             found.append(f"{len(data) - segments[-1].end} bytes after the end-of-image marker")
         return found
 
-    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """The filler goes after the APPn headers (JFIF, EXIF orientation, ICC, Adobe), before
+        the first table or frame marker: where COM segments normally sit."""
+        gap = check_gap(self.name, data, length)
+        if not gap:
+            return data
+        at = next((s.start for s in iter_segments(data) if s.marker != SOI and not 0xE0 <= s.marker <= 0xEF), None)
+        if at is None:
+            raise LengthNotPreserved("the cleaned JPEG has no frame marker to put the filler before")
+        return data[:at] + filler(gap) + data[at:]
+
+    def encode_attempts(self, pixels: Image.Image, source: bytes, icc: bytes | None):
+        yield self.encode(pixels, source, icc), None
+        tables = getattr(Image.open(io.BytesIO(source)), "quantization", None) or {}
+        ceiling = estimate_quality(list(tables[0])) if 0 in tables else 100
+        for quality in _FALLBACK_QUALITIES:
+            if quality < ceiling:
+                yield self.encode(pixels, source, icc, quality), quality
+
+    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None, quality: int | None = None) -> bytes:
         options = {"optimize": False, "exif": b"", "comment": b""}
         if icc:
             options["icc_profile"] = icc
         original = Image.open(io.BytesIO(source))  # header only: tables and sampling
         tables = getattr(original, "quantization", None)
-        if tables and all(max(table) <= 255 for table in tables.values()) and len(tables) <= 4:
+        if quality is not None:
+            options["quality"] = quality  # IJG tables at this quality: a smaller file than the source's
+        elif tables and all(max(table) <= 255 for table in tables.values()) and len(tables) <= 4:
             options["qtables"] = tables  # the source's own tables: its quality, exactly
         else:
             options["quality"] = 90

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..errors import MalformedImage, UnsupportedFormat
+from ..errors import LengthNotPreserved, MalformedImage, UnsupportedFormat
 from . import exif
-from .base import Header, ImageFormat, Stripped
+from .base import Header, ImageFormat, Stripped, check_gap
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CRITICAL = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
@@ -33,7 +33,12 @@ _CATEGORY = {
 _BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _RAW_EXIF_KEYWORD = b"Raw profile type exif"  # ImageMagick's hex-in-text EXIF
 _XMP_KEYWORD = b"XML:com.adobe.xmp"
-_MAX_TEXT_INFLATE = 1 << 20  # enough for any orientation tag, too little for a zip bomb
+_MAX_TEXT_INFLATE = 1 << 20
+# Veil's length-keeping filler: ancillary (lower-case first letter), private (lower-case
+# second), reserved bit clear (upper-case third), safe to copy (lower-case fourth); all zeros.
+FILLER = b"vlPd"
+_CHUNK_OVERHEAD = 12  # length, type, CRC
+_MAX_CHUNK_DATA = 0x7FFFFFFF  # enough for any orientation tag, too little for a zip bomb
 
 
 @dataclass(frozen=True)
@@ -165,14 +170,33 @@ class Png(ImageFormat):
                 continue
             if chunk.kind == b"eXIf" and exif.is_minimal_orientation_exif(bytes(chunk.data)):
                 continue
+            if chunk.kind == FILLER and not bytes(chunk.data).strip(b"\x00"):
+                continue
             found.append(f"chunk {chunk.kind.decode(errors='replace')} ({len(chunk.data)} bytes) at byte {chunk.start}")
         if chunks[-1].end != len(data):
             found.append(f"{len(data) - chunks[-1].end} bytes after the IEND chunk")
         return found
 
-    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """One zero-filled private chunk just before IEND (a chunk costs 12 bytes at least)."""
+        gap = check_gap(self.name, data, length)
+        if not gap:
+            return data
+        if gap < _CHUNK_OVERHEAD:
+            raise LengthNotPreserved(
+                f"the cleaned PNG is {gap} bytes shorter than the original; a filler chunk needs at least "
+                f"{_CHUNK_OVERHEAD}, so the original length cannot be kept"
+            )
+        iend = list(iter_chunks(data, check_crc=False))[-1].start
+        return data[:iend] + _chunk_bytes(FILLER, bytes(gap - _CHUNK_OVERHEAD)) + data[iend:]
+
+    def encode_attempts(self, pixels: Image.Image, source: bytes, icc: bytes | None):
+        yield self.encode(pixels, source, icc), None
+        yield self.encode(pixels, source, icc, compress_level=9), None
+
+    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None, compress_level: int = 6) -> bytes:
         # Nothing from source.info is passed on: Pillow would otherwise copy text and EXIF.
-        options = {"optimize": False, "compress_level": 6}
+        options = {"optimize": False, "compress_level": compress_level}
         if icc:
             options["icc_profile"] = icc
         if pixels.mode not in ("1", "L", "LA", "I", "I;16", "RGB", "RGBA", "P"):

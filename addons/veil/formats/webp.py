@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..errors import MalformedImage
+from ..errors import LengthNotPreserved, MalformedImage
 from . import exif
-from .base import Header, ImageFormat, Stripped
+from .base import Header, ImageFormat, Stripped, check_gap
 
 _IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"}
 _FLAG_ANIMATION, _FLAG_XMP, _FLAG_EXIF, _FLAG_ALPHA, _FLAG_ICC = 0x02, 0x04, 0x08, 0x10, 0x20
 _CATEGORY = {b"EXIF": "exif", b"XMP ": "xmp", b"ICCP": "icc"}
+FILLER = b"vlPd"  # Veil's length-keeping filler: an unknown chunk of zero bytes, which readers skip
+_CHUNK_HEADER = 8
+_VP8X_CHUNK = 18  # header + 10 bytes: what a simple WebP needs before it may hold another chunk
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,22 @@ def _rewrite_vp8x(body: memoryview, has_icc: bool, has_exif: bool) -> bytes:
     return _chunk_bytes(b"VP8X", bytes([flags]) + bytes(body[1:10]))
 
 
+def _first_image(data: bytes) -> bytes | None:
+    return next((c.fourcc for c in iter_chunks(data) if c.fourcc in (b"VP8 ", b"VP8L", b"ANMF")), None)
+
+
+def _vp8x_for_simple(chunk: Chunk) -> bytes:
+    """The VP8X header of a simple WebP's one image chunk: its canvas size, and the alpha
+    flag when a lossless image says it uses alpha."""
+    size = _dimensions(chunk)
+    if chunk.fourcc not in (b"VP8 ", b"VP8L") or size is None:
+        raise LengthNotPreserved("the cleaned WebP has no image header to extend, so the original length cannot be kept")
+    alpha = chunk.fourcc == b"VP8L" and (int.from_bytes(chunk.data[1:5], "little") >> 28) & 1
+    flags = _FLAG_ALPHA if alpha else 0
+    body = bytes([flags, 0, 0, 0]) + (size[0] - 1).to_bytes(3, "little") + (size[1] - 1).to_bytes(3, "little")
+    return _chunk_bytes(b"VP8X", body)
+
+
 class WebP(ImageFormat):
     name = "webp"
     mime = "image/webp"
@@ -126,6 +145,8 @@ class WebP(ImageFormat):
                 continue
             if chunk.fourcc == b"EXIF" and exif.is_minimal_orientation_exif(bytes(chunk.data)):
                 continue
+            if chunk.fourcc == FILLER and not bytes(chunk.data).strip(b"\x00"):
+                continue
             found.append(f"chunk {chunk.fourcc.decode(errors='replace')!r} ({len(chunk.data)} bytes) at byte {chunk.start}")
         if chunks and chunks[0].fourcc == b"VP8X":
             flags = chunks[0].data[0]
@@ -137,9 +158,36 @@ class WebP(ImageFormat):
             found.append(f"{len(data) - _riff_end(data)} bytes after the RIFF container")
         return found
 
-    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """A zero-filled unknown chunk at the end of the RIFF payload, and the RIFF size made
+        to match. The simple format (a lone VP8/VP8L chunk) may hold no other chunk, so it is
+        first given the VP8X header of the extended format (18 bytes more)."""
+        gap = check_gap(self.name, data, length)
+        if not gap:
+            return data
+        chunks = list(iter_chunks(data))
+        header = b""
+        if chunks[0].fourcc != b"VP8X":
+            header = _vp8x_for_simple(chunks[0])
+        room = gap - len(header) - _CHUNK_HEADER
+        if room < 0 or gap % 2:
+            needed = len(header) + _CHUNK_HEADER
+            raise LengthNotPreserved(
+                f"the cleaned WebP is {gap} bytes shorter than the original; a filler chunk needs an even "
+                f"number of bytes, at least {needed}, so the original length cannot be kept"
+            )
+        payload = b"WEBP" + header + data[12:_riff_end(data)] + FILLER + struct.pack("<I", room) + bytes(room)
+        return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+    def encode_attempts(self, pixels: Image.Image, source: bytes, icc: bytes | None):
+        yield self.encode(pixels, source, icc), None
+        if _first_image(source) != b"VP8L":
+            for quality in (80, 70, 60, 50, 40, 30):
+                yield self.encode(pixels, source, icc, quality), None
+
+    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None, quality: int = 90) -> bytes:
         first_image = next((c.fourcc for c in iter_chunks(source) if c.fourcc in (b"VP8 ", b"VP8L", b"ANMF")), None)
-        options = {"lossless": True} if first_image == b"VP8L" else {"quality": 90, "method": 4}
+        options = {"lossless": True} if first_image == b"VP8L" else {"quality": quality, "method": 4}
         if icc:
             options["icc_profile"] = icc
         if pixels.mode not in ("RGB", "RGBA"):
