@@ -19,6 +19,9 @@ services:
       - {name: watch, paths: ["/watch"], action: monitor, faces: off}
       - {name: lenient, paths: ["/lenient"], on_error: allow, faces: off}
       - {name: strict-body, paths: ["/strict"], unparsed_bodies: block, faces: off}
+      - {name: quiet, paths: ["/quiet"], unparsed_bodies: allow, image_references: allow, faces: off}
+      - {name: no-refs, paths: ["/no-refs"], image_references: block, faces: off}
+      - {name: watch-refs, paths: ["/watch-refs"], action: monitor, image_references: block, unparsed_bodies: block, faces: off}
 """
 FACTS = audit.RequestFacts("127.0.0.1", "alice", "svc", "clean", "POST", "https://api.example.com/clean")
 
@@ -105,3 +108,78 @@ def test_records_hold_facts_and_hashes_never_image_bytes(tmp_path):
 def test_public_url_drops_the_query_and_default_ports():
     assert audit.public_url("https", "h.example", 443, "/a/b?sig=SECRET") == "https://h.example/a/b"
     assert audit.public_url("https", "h.example", 8443, "/a") == "https://h.example:8443/a"
+
+
+PROTOBUF = b"\x0a\x05hello\x12\x03abc"
+REFERENCING = json.dumps({"messages": [{"role": "user", "content": [
+    {"type": "image_url", "image_url": {"url": "https://cdn.example.com/p/cat.jpg?X-Amz-Signature=SECRET"}},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+]}]}).encode()  # fmt: skip
+
+
+def verdict_of(path: str, body: bytes, content_type: str | None) -> gateway.BodyVerdict:
+    """What the addon builds from gateway.inspect, without cleaning (no images here)."""
+    chosen = rule(path)
+    inspection = gateway.inspect(body, content_type, chosen)
+    return gateway.BodyVerdict(
+        inspection.envelope,
+        unparsed=gateway.unparsed_to_log(inspection, body, chosen),
+        references=inspection.references,
+    )
+
+
+def test_unparsed_bodies_log_by_default_with_one_passed_record():
+    verdict = verdict_of("/clean", PROTOBUF, "application/proto")
+    [record] = gateway.records(verdict, FACTS)
+    assert record["event"] == "passed" and "no parser" in record["reason"] and record["location"] is None
+
+
+def test_unparsed_bodies_allow_forwards_without_a_record():
+    verdict = verdict_of("/quiet", PROTOBUF, "application/proto")
+    assert not verdict.unparsed and gateway.records(verdict, FACTS) == []
+
+
+def test_unparsed_bodies_block_refuses():
+    with pytest.raises(gateway.RequestRefused, match="cannot inspect"):
+        verdict_of("/strict", PROTOBUF, "application/proto")
+
+
+def test_an_empty_body_is_not_an_unparsed_one():
+    assert gateway.records(verdict_of("/clean", b"", None), FACTS) == []
+
+
+def test_image_references_log_one_passed_record_each_without_the_query():
+    verdict = verdict_of("/clean", REFERENCING, "application/json")
+    [record] = gateway.records(verdict, FACTS)
+    assert record["event"] == "passed" and record["envelope"] == "json"
+    assert record["location"] == "$.messages[0].content[0].image_url.url"
+    assert "https://cdn.example.com/p/cat.jpg" in record["reason"] and "Veil never sees it" in record["reason"]
+    assert "SECRET" not in json.dumps(record) and "?" not in record["reason"]
+    assert "1 image(s) given by URL" in gateway.summary(verdict)
+
+
+def test_image_references_allow_skips_them():
+    assert gateway.records(verdict_of("/quiet", REFERENCING, "application/json"), FACTS) == []
+
+
+def test_image_references_block_refuses_naming_the_path_not_the_query():
+    with pytest.raises(gateway.RequestRefused) as refused:
+        verdict_of("/no-refs", REFERENCING, "application/json")
+    assert "$.messages[0].content[0].image_url.url" in refused.value.reason
+    assert "SECRET" not in refused.value.reason and "given by URL" in refused.value.reason
+
+
+def test_monitor_never_blocks_what_it_cannot_see_it_records_it():
+    verdict = verdict_of("/watch-refs", REFERENCING, "application/json")
+    assert [record["event"] for record in gateway.records(verdict, FACTS)] == ["passed"]
+    unparsed = verdict_of("/watch-refs", PROTOBUF, "application/proto")
+    assert [record["event"] for record in gateway.records(unparsed, FACTS)] == ["passed"]
+    assert gateway.websocket_decision(rule("/watch-refs")) == "log"
+
+
+def test_websocket_decision_follows_unparsed_bodies():
+    assert gateway.websocket_decision(rule("/clean")) == "log"
+    assert gateway.websocket_decision(rule("/quiet")) == "allow"
+    assert gateway.websocket_decision(rule("/strict")) == "block"
+    record = gateway.websocket_record(FACTS)
+    assert record["event"] == "passed" and record["envelope"] == "websocket" and "not inspected" in record["reason"]

@@ -11,6 +11,7 @@ from veil.options import FaceMode, SanitiseOptions
 from veil.policy import (
     DEFAULT_POLICY_PATH,
     Action,
+    ImageReferences,
     Limits,
     OnError,
     PolicyError,
@@ -167,6 +168,47 @@ def test_only_the_grpc_api_refuses_bodies_veil_cannot_parse(default_policy):
         if route.rule.unparsed_bodies is UnparsedBodies.BLOCK
     }
     assert refusing == {"xai-api"}
+
+
+def test_everything_else_logs_what_it_cannot_see(default_policy):
+    for service in default_policy.services:
+        for route in service.routes:
+            if service.name != "xai-api":
+                assert route.rule.unparsed_bodies is UnparsedBodies.LOG, (service.name, route.name)
+            assert route.rule.image_references is ImageReferences.LOG, (service.name, route.name)
+
+
+# ---- what Veil cannot see: unparsed bodies, image references, WebSockets ---------------------
+
+
+def test_unseen_settings_default_to_log():
+    rule = policy(MINIMAL).match("api.example.com", "/x", "POST").rule
+    assert rule.unparsed_bodies is UnparsedBodies.LOG and rule.image_references is ImageReferences.LOG
+
+
+@pytest.mark.parametrize("value", ["allow", "log", "block", "LOG"])
+def test_unseen_settings_take_allow_log_or_block(value):
+    text = MINIMAL + f"    unparsed_bodies: {value}\n    image_references: {value}\n"
+    rule = policy(text).match("api.example.com", "/x", "POST").rule
+    assert rule.unparsed_bodies.value == rule.image_references.value == value.lower()
+
+
+def test_image_references_rejects_other_words_precisely():
+    assert problems(MINIMAL + "    rules:\n      - image_references: warn\n") == [
+        "p.yaml, line 6: services.svc.rules[0].image_references: 'warn' is not allowed; use one of allow, log, block"
+    ]
+
+
+def test_a_websocket_upgrade_takes_the_first_rule_whose_paths_match_whatever_its_methods():
+    loaded = policy(MINIMAL + """\
+    rules:
+      - {name: chat, paths: ["/c/api/chat*"], unparsed_bodies: block}
+      - {name: app}
+""")
+    assert loaded.match("api.example.com", "/c/api/chat?x=1", "GET") is None  # default methods
+    assert loaded.match_websocket("api.example.com", "/c/api/chat?x=1").rule_name == "chat"
+    assert loaded.match_websocket("api.example.com", "/other").rule_name == "app"
+    assert loaded.match_websocket("unrelated.example.org", "/c/api/chat") is None
 
 
 # ---- host matching --------------------------------------------------------------------------
@@ -350,7 +392,7 @@ def test_a_misspelt_value_names_file_line_path_and_the_choices():
 def test_an_unknown_key_suggests_the_close_one():
     assert problems(MINIMAL + "    fcaes: mask\n") == [
         "p.yaml, line 5: services.svc.fcaes: unknown key; did you mean 'faces'? allowed here: hosts, rules, action, strip, "
-        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, limits"
+        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, image_references, limits"
     ]
 
 
@@ -492,7 +534,7 @@ def test_every_problem_is_reported_at_once_in_document_order():
         "p.yaml, line 11: services.openai-api.rules[0].on_error",
         "p.yaml, line 14: services.claude.unparsed_bodies",
     ]
-    assert lines[-1].endswith("'drop' is not allowed; use one of allow, block")
+    assert lines[-1].endswith("'drop' is not allowed; use one of allow, log, block")
 
 
 def test_load_policy_names_the_file(tmp_path):

@@ -27,6 +27,7 @@ log = logging.getLogger("veil")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 MATCH_KEY = "veil_match"
+WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
 INLINE_PARSE_BYTES = 256 * 1024
 _MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
@@ -169,6 +170,13 @@ class Veil:
             self.pool.submit(workers_module.warm_up)
 
     def requestheaders(self, flow: http.HTTPFlow):
+        if _is_websocket_upgrade(flow.request):
+            # The upgrade is a GET, which the default methods (POST, PUT, PATCH) would not
+            # match: the first rule whose paths match decides, whatever its methods.
+            match = self.policy.match_websocket(flow.request.pretty_host, flow.request.path)
+            if match is not None:
+                flow.metadata[WEBSOCKET_KEY] = match
+            return
         match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method)
         if match is None:
             return
@@ -176,6 +184,9 @@ class Veil:
         flow.request.stream = False  # a protected body is never forwarded before it is examined
 
     async def request(self, flow: http.HTTPFlow):
+        if WEBSOCKET_KEY in flow.metadata and not flow.response:
+            self._websocket_upgrade(flow, flow.metadata[WEBSOCKET_KEY])
+            return
         match: Match | None = flow.metadata.get(MATCH_KEY)
         if match is None or flow.response:
             return
@@ -188,6 +199,19 @@ class Veil:
         self._apply(flow, verdict, facts)
         if not flow.response:
             self._follow_openai_upload(flow, verdict)
+
+    def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
+        """Veil does not read WebSocket frames: `unparsed_bodies` (or action: block) decides."""
+        facts = _facts(flow, match)
+        decision = gateway.websocket_decision(match.rule)
+        if decision == "block":
+            reason = (f"the policy blocks uploads to {match.service}" if match.rule.action == "block"
+                      else "WebSocket frames cannot be inspected by Veil, and the policy blocks what it cannot inspect")  # fmt: skip
+            self._refuse(flow, facts, reason)
+        elif decision == "log":
+            self._record(gateway.websocket_record(facts))
+            flow.comment = "Veil: WebSocket frames are not inspected (allowed by the policy)"
+            flow.marked = _MARKERS["passed"]
 
     def response(self, flow: http.HTTPFlow):
         pending = flow.metadata.pop(UPLOAD_PART_KEY, None)
@@ -223,12 +247,15 @@ class Veil:
             raise gateway.RequestRefused(f"the policy blocks uploads to {match.service}")
         body = _decoded_body(flow, rule.limits.max_body_bytes)
         content_type = flow.request.headers.get("content-type")
-        envelope, slots = await self._parse(body, content_type, rule)
+        inspection = await self._parse(body, content_type, rule)
+        envelope, slots = inspection.envelope, inspection.slots
         if rule.action == "sanitise":
             split = integrity.split_upload_refusal(flow.request.headers, bool(slots))
             if split:
                 raise gateway.RequestRefused(split)
-        verdict = gateway.BodyVerdict(envelope, unparsed=envelope == "none" and bool(body))
+        verdict = gateway.BodyVerdict(
+            envelope, unparsed=gateway.unparsed_to_log(inspection, body, rule), references=inspection.references
+        )
         if rule.action == "allow":
             verdict.outcomes = [gateway.allowed(slot) for slot in slots]
             return verdict
@@ -241,9 +268,9 @@ class Veil:
 
     async def _parse(self, body: bytes, content_type: str | None, rule):
         if len(body) <= INLINE_PARSE_BYTES:  # a chat request: microseconds, no hand-off
-            return gateway.locate_images(body, content_type, rule)
+            return gateway.inspect(body, content_type, rule)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.parser_pool, gateway.locate_images, body, content_type, rule)
+        return await loop.run_in_executor(self.parser_pool, gateway.inspect, body, content_type, rule)
 
     async def _clean_with_deadline(self, slot, rule, timeout: float) -> gateway.ImageOutcome:
         pool = self.pool
@@ -266,7 +293,8 @@ class Veil:
             self._record(record)
         if verdict.unparsed:
             flow.comment = "Veil: body format not inspected (allowed by the policy)"
-        if not verdict.outcomes:
+            flow.marked = _MARKERS["passed"]
+        if not verdict.outcomes and not verdict.references:
             return
         if verdict.blocked:
             _answer_blocked(flow, verdict.blocked.reason)
@@ -281,7 +309,8 @@ class Veil:
             for name, value in fixes.items():
                 flow.request.headers[name] = value
         flow.comment = gateway.summary(verdict)
-        flow.marked = _MARKERS[verdict.blocked.event if verdict.blocked else verdict.outcomes[0].event]
+        first = verdict.blocked or (verdict.outcomes[0] if verdict.outcomes else None)
+        flow.marked = _MARKERS[first.event if first else "passed"]
 
     def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, reason: str):
         self._record(gateway.refusal_record(facts, reason))
@@ -340,6 +369,10 @@ def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
         method=request.method,
         url=public_url(request.scheme, request.pretty_host, request.port, request.path),
     )
+
+
+def _is_websocket_upgrade(request: http.Request) -> bool:
+    return request.headers.get("upgrade", "").strip().lower() == "websocket"
 
 
 def _answer_blocked(flow: http.HTTPFlow, reason: str):

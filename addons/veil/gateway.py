@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import audit
 from .envelopes import find_images, splice
 from .envelopes.base import EnvelopeError, ImageSlot
+from .envelopes.references import Reference, find_references
 from .errors import SanitiseError
 from .policy import Rule
 from .report import Result
@@ -37,16 +38,33 @@ class ImageOutcome:
         return self.result.data if self.event == "sanitised" else None
 
 
+UNPARSED_REASON = "the body's format has no parser in Veil (gRPC, Connect/protobuf…); forwarded uninspected as the policy allows"
+WEBSOCKET_REASON = "WebSocket frames are not inspected; the connection was let through as the policy allows"
+
+
 @dataclass
 class BodyVerdict:
     envelope: str
     outcomes: list[ImageOutcome] = field(default_factory=list)
     body: bytes | None = None  # the rebuilt body when anything changed
-    unparsed: bool = False  # a body no envelope could read, let through as the policy allows
+    unparsed: bool = False  # a body no envelope could read, forwarded and logged as the policy says
+    references: list[Reference] = field(default_factory=list)  # images given by URL or file id, to log
 
     @property
     def blocked(self) -> ImageOutcome | None:
         return next((outcome for outcome in self.outcomes if outcome.event == "blocked"), None)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a body holds: its envelope, the images in it, and the images it only refers to."""
+
+    envelope: str
+    slots: list[ImageSlot]
+    references: list[Reference]
+
+    def unparsed(self, body: bytes) -> bool:
+        return self.envelope == "none" and bool(body)
 
 
 def locate_images(body: bytes, content_type: str | None, rule: Rule) -> tuple[str, list[ImageSlot]]:
@@ -54,9 +72,46 @@ def locate_images(body: bytes, content_type: str | None, rule: Rule) -> tuple[st
         envelope, slots = find_images(body, content_type)
     except EnvelopeError as error:
         raise RequestRefused(f"the request body could not be parsed: {error.reason}") from None
-    if envelope == "none" and body and rule.unparsed_bodies == "block":
+    if envelope == "none" and body and rule.unparsed_bodies == "block" and rule.action != "monitor":
         raise RequestRefused("the request body is in a format Veil cannot inspect, and the policy blocks those")
     return envelope, slots
+
+
+def inspect(body: bytes, content_type: str | None, rule: Rule) -> Inspection:
+    """locate_images, plus the image references a JSON body holds as `image_references` says:
+    allow skips the search, block refuses the request at the first one (unless the rule
+    only monitors), log returns them to be recorded."""
+    envelope, slots = locate_images(body, content_type, rule)
+    references: list[Reference] = []
+    if envelope == "json" and rule.image_references != "allow" and rule.action in ("sanitise", "monitor"):
+        references = find_references(body)
+        if references and rule.image_references == "block" and rule.action == "sanitise":
+            first = references[0]
+            more = f" (and {len(references) - 1} more)" if len(references) > 1 else ""
+            raise RequestRefused(
+                f"{first.describe()} ({first.location}{more}), and the policy blocks images Veil cannot clean this way"
+            )
+    return Inspection(envelope, slots, references)
+
+
+def unparsed_to_log(inspection: Inspection, body: bytes, rule: Rule) -> bool:
+    """True when an unparsed body is forwarded with a `passed` record: unparsed_bodies: log,
+    or block on a rule that only monitors (monitor never blocks)."""
+    return inspection.unparsed(body) and (rule.unparsed_bodies == "log" or rule.action == "monitor" and rule.unparsed_bodies == "block")
+
+
+def websocket_decision(rule: Rule) -> str:
+    """allow | log | block for a WebSocket upgrade on a protected host: its frames are not
+    inspected, so `unparsed_bodies` decides."""
+    if rule.action == "block":
+        return "block"
+    if rule.action == "monitor" and rule.unparsed_bodies == "block":
+        return "log"  # monitor never blocks
+    return rule.unparsed_bodies.value
+
+
+def websocket_record(facts: audit.RequestFacts) -> dict:
+    return audit.image_record("passed", facts, envelope="websocket", location=None, reason=WEBSOCKET_REASON)
 
 
 def clean_image(slot: ImageSlot, rule: Rule) -> ImageOutcome:
@@ -92,13 +147,19 @@ def rebuild(body: bytes, outcomes: list[ImageOutcome]) -> bytes | None:
 
 
 def records(verdict: BodyVerdict, facts: audit.RequestFacts) -> list[dict]:
-    """One record per image, or a single record for a blocked request."""
+    """One record per image and per image reference, or a single record for a blocked request."""
     if verdict.unparsed:
-        reason = "the body's format has no parser in Veil; forwarded uninspected as the policy allows"
-        return [audit.image_record("passed", facts, envelope=None, location=None, reason=reason)]
+        return [audit.image_record("passed", facts, envelope=None, location=None, reason=UNPARSED_REASON)]
     blocked = verdict.blocked
-    chosen = [blocked] if blocked else verdict.outcomes
-    return [_record(outcome, verdict.envelope, facts) for outcome in chosen]
+    if blocked:
+        return [_record(blocked, verdict.envelope, facts)]
+    images = [_record(outcome, verdict.envelope, facts) for outcome in verdict.outcomes]
+    return images + [reference_record(reference, verdict.envelope, facts) for reference in verdict.references]
+
+
+def reference_record(reference: Reference, envelope: str, facts: audit.RequestFacts) -> dict:
+    """`passed`: the request goes on, the image it names was never seen (nor its URL's query)."""
+    return audit.image_record("passed", facts, envelope=envelope, location=reference.location, reason=reference.describe())
 
 
 def _record(outcome: ImageOutcome, envelope: str, facts: audit.RequestFacts) -> dict:
@@ -125,6 +186,8 @@ def summary(verdict: BodyVerdict) -> str:
     if verdict.blocked:
         return f"Veil blocked this upload: {verdict.blocked.reason}"
     parts = []
+    if verdict.references:
+        parts.append(f"{len(verdict.references)} image(s) given by URL or file id, not seen")
     for outcome in verdict.outcomes:
         report = outcome.result.report if outcome.result else None
         removed = ", ".join(report.metadata_removed) if report and report.metadata_removed else "no metadata"

@@ -1,12 +1,14 @@
 """The policy: which requests Veil cleans, and how. YAML in, an immutable `Policy` out.
 
-Pure: no mitmproxy import, no network. The addon asks three questions of a `Policy`:
+Pure: no mitmproxy import, no network. The addon asks four questions of a `Policy`:
 
 - `allow_hosts_patterns()`: which connections to decrypt at all (mitmproxy's `allow_hosts`),
   so traffic to unprotected hosts is never even opened.
 - `protects_host(host)`: is this host one Veil is responsible for?
 - `match(host, path, method)`: which service and rule apply to this request, with every
   setting already resolved (built-in defaults <- `defaults:` <- service <- rule).
+- `match_websocket(host, path)`: the rule for a WebSocket upgrade, a GET: the first rule
+  whose paths match, whatever its methods (its `unparsed_bodies` decides: frames are not read).
 
 Loading is all-or-nothing: either a complete, valid `Policy` or one `PolicyError` that lists
 every problem found, each as `file, line N: dotted.path: what is wrong; what is allowed`.
@@ -71,10 +73,22 @@ class OnError(str, Enum):
 
 
 class UnparsedBodies(str, Enum):
-    """What happens to a protected request whose body Veil cannot look inside."""
+    """What happens to a protected request whose body Veil cannot look inside (gRPC,
+    Connect/protobuf, any unknown format) and to WebSocket connections, whose frames Veil
+    does not inspect."""
 
-    ALLOW = "allow"
-    BLOCK = "block"
+    ALLOW = "allow"  # forward, no record
+    LOG = "log"  # forward, and write one `passed` record saying why
+    BLOCK = "block"  # refuse with the readable 403
+
+
+class ImageReferences(str, Enum):
+    """What happens to a request that only refers to an image (an https URL, a file id):
+    the provider fetches it, so its bytes never cross Veil."""
+
+    ALLOW = "allow"  # forward, no record
+    LOG = "log"  # forward, and write one `passed` record per reference
+    BLOCK = "block"  # refuse with the readable 403
 
 
 @dataclass(frozen=True)
@@ -95,7 +109,8 @@ class Rule:
     on_error: OnError = OnError.BLOCK
     preserve_length: bool = False  # pad cleaned images to their original length (size declared first)
     limits: Limits = field(default_factory=Limits)
-    unparsed_bodies: UnparsedBodies = UnparsedBodies.ALLOW
+    unparsed_bodies: UnparsedBodies = UnparsedBodies.LOG
+    image_references: ImageReferences = ImageReferences.LOG
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -269,6 +284,19 @@ class Policy:
         if service is None:
             return None
         route = service.route_for(path.split("?", 1)[0], method)
+        if route is None:
+            return None
+        return Match(service=service.name, rule_name=route.name, rule=route.rule)
+
+    def match_websocket(self, host: str, path: str) -> Match | None:
+        """The rule for a WebSocket upgrade (a GET) on a protected host: the first rule whose
+        paths match, whatever its methods, since the frames that follow carry the data. None
+        when the host is not protected or no rule's paths match."""
+        service = self.service_for_host(host)
+        if service is None:
+            return None
+        bare = path.split("?", 1)[0]
+        route = next((route for route in service.routes if route._path_matches(bare)), None)
         if route is None:
             return None
         return Match(service=service.name, rule_name=route.name, rule=route.rule)
@@ -455,6 +483,7 @@ _SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "on_error": _enum_reader(OnError),
     "preserve_length": _read_bool,
     "unparsed_bodies": _enum_reader(UnparsedBodies),
+    "image_references": _enum_reader(ImageReferences),
 }
 _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": _positive_reader(accept_fractions=False),

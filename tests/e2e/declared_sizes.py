@@ -1,7 +1,8 @@
 """The recording upstream's answers for flows that declare a file's size before its bytes,
 checked as the real services do: a size or hash that does not match what arrived is
 refused (ChatGPT's `file_size_mismatch`, Google's resumable length, OpenAI Uploads' bytes
-and md5, DeepSeek's x-file-size, Azure's Content-MD5)."""
+and md5, DeepSeek's x-file-size, Azure's Content-MD5, the `content-length-range` and
+`Content-Type` conditions of an S3 presigned POST policy)."""
 
 import base64
 import hashlib
@@ -125,5 +126,39 @@ def answer(method: str, host: str, path: str, headers: dict, body: bytes) -> tup
     if host == MISTRAL_BLOB_HOST and method == "PUT":
         return 201, {"ETag": '"0x2"'}, b""
     if host == "ppl-ai-file-upload.s3.amazonaws.com" and method == "POST":
-        return 204, {}, b""
+        return s3_presigned_post(headers, body)
     return None
+
+
+def _s3_error(code: str, message: str) -> tuple[int, dict, bytes]:
+    xml = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    return 400, {"Content-Type": "application/xml"}, xml.encode()
+
+
+def s3_presigned_post(headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+    """S3's checks of a browser-based POST: the signed `policy` form field (base64 JSON) lists
+    conditions; `content-length-range` bounds the file's length and a `Content-Type` condition
+    (exact, `eq` or `starts-with`) the form's Content-Type field. The signature itself is not
+    checked (the test has no key); what matters is that Veil never changes the signed fields."""
+    content_type = headers["content-type"]
+    file = multipart_field(body, content_type, "file")
+    encoded = multipart_field(body, content_type, "policy") or multipart_field(body, content_type, "Policy")
+    if file is None or encoded is None:
+        return _s3_error("InvalidArgument", "POST requires a file and a policy")
+    conditions = json.loads(base64.b64decode(encoded, validate=True))["conditions"]
+    form_type = (multipart_field(body, content_type, "Content-Type") or b"").decode()
+    for condition in conditions:
+        if isinstance(condition, list) and condition[0] == "content-length-range":
+            low, high = int(condition[1]), int(condition[2])
+            if len(file) < low:
+                return _s3_error("EntityTooSmall", f"Your proposed upload is smaller than the minimum allowed size ({len(file)} < {low})")
+            if len(file) > high:
+                return _s3_error("EntityTooLarge", f"Your proposed upload exceeds the maximum allowed size ({len(file)} > {high})")
+        elif isinstance(condition, dict) and "Content-Type" in condition:
+            if form_type != condition["Content-Type"]:
+                return _s3_error("AccessDenied", "Invalid according to Policy: Policy Condition failed: Content-Type")
+        elif isinstance(condition, list) and len(condition) == 3 and condition[1] == "$Content-Type":
+            operator, expected = condition[0], condition[2]
+            if (operator == "eq" and form_type != expected) or (operator == "starts-with" and not form_type.startswith(expected)):
+                return _s3_error("AccessDenied", "Invalid according to Policy: Policy Condition failed: Content-Type")
+    return 204, {}, b""

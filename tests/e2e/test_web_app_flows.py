@@ -191,8 +191,32 @@ def test_openai_uploads_chunked_with_md5(proxy, upstream):
 # ---- Perplexity: S3 presigned POST -------------------------------------------------------------
 
 
+def _s3_policy(*conditions) -> str:
+    return base64.b64encode(json.dumps({"expiration": "2026-11-27T00:00:00Z", "conditions": list(conditions)}).encode()).decode()
+
+
+def test_the_fake_s3_enforces_the_signed_policy_as_s3_does():
+    from e2e.declared_sizes import s3_presigned_post
+
+    def post(policy: str, file: bytes, content_type: str = "image/jpeg"):
+        body = (f'--B\r\nContent-Disposition: form-data; name="Content-Type"\r\n\r\n{content_type}\r\n'
+                f'--B\r\nContent-Disposition: form-data; name="policy"\r\n\r\n{policy}\r\n'
+                f'--B\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n').encode() + file + b"\r\n--B--\r\n"
+        return s3_presigned_post({"content-type": "multipart/form-data; boundary=B"}, body)[0]
+
+    exact = _s3_policy(["content-length-range", 10, 10], {"Content-Type": "image/jpeg"})
+    assert post(exact, b"x" * 10) == 204
+    assert post(exact, b"x" * 11) == 400 and post(exact, b"x" * 9) == 400
+    assert post(exact, b"x" * 10, "image/png") == 400
+    assert post(_s3_policy(["starts-with", "$Content-Type", "image/"]), b"x", "image/png") == 204
+    assert post(_s3_policy(["eq", "$Content-Type", "image/png"]), b"x") == 400
+
+
 def test_perplexity_s3_post_changes_only_the_file_bytes(proxy, proxy_env, upstream, photo_file):
-    policy = base64.b64encode(json.dumps({"conditions": [["content-length-range", 0, 52428800]]}).encode()).decode()
+    # A range exactly the original's length: the cleaned upload passes only because Veil kept it.
+    length = len(face_photo_with_gps())
+    policy = _s3_policy({"bucket": "ppl-ai-file-upload"}, ["content-length-range", length, length],
+                        ["eq", "$Content-Type", "image/jpeg"])  # fmt: skip
     fields = {
         "key": "web/direct-files/attachments/images/u1/0a1b/IMG_2041.jpg", "Content-Type": "image/jpeg",
         "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": "AKIA/20261126/us-east-1/s3/aws4_request",

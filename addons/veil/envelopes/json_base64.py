@@ -195,14 +195,15 @@ class _NotJson(Exception):
 @dataclass(frozen=True)
 class _StringValue:
     container: int  # serial number of the object or array holding it
+    parent: int  # serial number of the container holding that one (0 at the top)
     path: tuple[str | int, ...]
     start: int  # span of the contents, between the quotes
     end: int
 
 
-def _string_values(body: bytes) -> list[_StringValue]:
+def _string_values(body: bytes, keep_keys: frozenset[str] = _SIBLING_KEYS) -> list[_StringValue]:
     """Walk the whole document; return the string values worth a look (long ones, and the
-    short siblings that name a type or file). Raises _NotJson on any syntax error."""
+    short ones under a key in `keep_keys`). Raises _NotJson on any syntax error."""
     found: list[_StringValue] = []
     path: list[str | int | None] = []  # per open container: current key or index
     closers: list[int] = []  # per open container: the byte that closes it
@@ -231,8 +232,9 @@ def _string_values(body: bytes) -> list[_StringValue]:
                     continue
                 if expect > _VALUE_OR_END:
                     raise _NotJson
-                if end - start >= MIN_CANDIDATE_LENGTH or path[-1] in _SIBLING_KEYS:
-                    found.append(_StringValue(containers[-1], tuple(path), start, end))
+                if end - start >= MIN_CANDIDATE_LENGTH or path[-1] in keep_keys:
+                    parent = containers[-2] if len(containers) > 1 else 0
+                    found.append(_StringValue(containers[-1], parent, tuple(path), start, end))
             else:
                 token = match_other(body, pos)
                 if token is None:
@@ -390,6 +392,33 @@ def find_images(body: bytes, content_type: str | None) -> list[ImageSlot] | None
             if slot is not None:
                 found.append((value.container, slot))
     return [_with_sibling_facts(slot, siblings.get(container, {})) for container, slot in found]
+
+
+@dataclass(frozen=True)
+class StringValue:
+    """A string value of a JSON document, decoded, with where it sits."""
+
+    path: tuple[str | int, ...]
+    value: str
+    container: int  # serial number of the object or array holding it
+    parent: int  # serial number of the container holding that one (0 at the top)
+
+
+def string_values(body: bytes, keys: frozenset[str]) -> list[StringValue] | None:
+    """The string values held under one of `keys`, in document order, read with the same
+    byte-exact tokenizer as the images (the body is never re-serialised). None when the
+    body is not a JSON object or array."""
+    if not _STARTS_WITH_CONTAINER.match(body):
+        return None
+    try:
+        values = _string_values(body, keys)
+    except _NotJson:
+        return None
+    return [
+        StringValue(value.path, _unescape(body[value.start : value.end]).decode("utf-8", "replace"), value.container, value.parent)
+        for value in values
+        if value.path[-1] in keys
+    ]
 
 
 def _image_slot(body: bytes, value: _StringValue) -> ImageSlot | None:
