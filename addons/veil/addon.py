@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from . import gateway, integrity
+from . import exposure, gateway, integrity
 from . import workers as workers_module
 from .envelopes import multipart
 from .errors import SanitiseError
@@ -72,6 +72,13 @@ class Veil:
             "Decrypt every host. By default only hosts the policy protects are decrypted; "
             "all other traffic is tunnelled untouched.",
         )
+        loader.add_option(
+            "veil_allow_open_proxy",
+            bool,
+            False,
+            "Allow listening on a non-loopback address without proxy authentication (proxyauth): "
+            "an open proxy that decrypts traffic for anyone who can reach it.",
+        )
 
     def configure(self, updated: set[str]):
         try:
@@ -95,6 +102,16 @@ class Veil:
             self._decrypt_only_protected_hosts(updated)
         if updated & {"veil_policy", "stream_large_bodies"}:
             _refuse_streaming_of_protected_bodies(self.policy)
+        if updated & {"listen_host", "mode", "proxyauth", "veil_allow_open_proxy"}:
+            exposure.refuse_open_proxy(
+                ctx.options.mode, ctx.options.listen_host, ctx.options.proxyauth, ctx.options.veil_allow_open_proxy
+            )
+        if updated & {"veil_policy", "proxyauth"} and self.policy and self.policy.names_users():
+            if not ctx.options.proxyauth:
+                log.warning(
+                    "Veil: the policy has rules for certain users or groups, but proxy authentication is off "
+                    "(set proxyauth): no request has a user, so those rules never apply"
+                )
 
     def _open_audit_log(self, path: str):
         if ctx.options.veil_audit_rotate_bytes < 0:
@@ -146,6 +163,8 @@ class Veil:
         self._running = True
         if self.policy is None:
             return  # start-up failed and was logged; mitmproxy is exiting
+        for message in exposure.protect_ca_key(Path(ctx.options.confdir).expanduser()):
+            log.warning(f"Veil: {message}")
         self._warm_up_workers()
         log.info(
             f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
@@ -170,14 +189,18 @@ class Veil:
             self.pool.submit(workers_module.warm_up)
 
     def requestheaders(self, flow: http.HTTPFlow):
+        # mitmproxy's proxyauth addon runs before script addons: by now a request over an
+        # authenticated connection carries its (user, password), and an unauthenticated one
+        # already has its 407 response (request() then leaves it alone).
+        user = _user(flow)
         if _is_websocket_upgrade(flow.request):
             # The upgrade is a GET, which the default methods (POST, PUT, PATCH) would not
             # match: the first rule whose paths match decides, whatever its methods.
-            match = self.policy.match_websocket(flow.request.pretty_host, flow.request.path)
+            match = self.policy.match_websocket(flow.request.pretty_host, flow.request.path, user)
             if match is not None:
                 flow.metadata[WEBSOCKET_KEY] = match
             return
-        match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method)
+        match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method, user)
         if match is None:
             return
         flow.metadata[MATCH_KEY] = match
@@ -358,12 +381,17 @@ def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
     return body
 
 
-def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
+def _user(flow: http.HTTPFlow) -> str | None:
+    """The proxy-auth user name mitmproxy's proxyauth addon verified, or None."""
     auth = flow.metadata.get("proxyauth")
+    return auth[0] if auth else None
+
+
+def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
     request = flow.request
     return RequestFacts(
         client=flow.client_conn.peername[0] if flow.client_conn.peername else "unknown",
-        user=auth[0] if auth else None,
+        user=_user(flow),
         service=match.service,
         rule=match.rule_name,
         method=request.method,

@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080)")
     run.add_argument("--confdir", default="~/.mitmproxy", help="where the CA certificate and key live")
+    run.add_argument(
+        "--allow-open-proxy",
+        action="store_true",
+        help="listen beyond loopback without proxy authentication (refused otherwise: an open proxy "
+        "decrypts traffic for anyone who can reach it)",
+    )
     run.add_argument("mitmproxy_args", nargs=argparse.REMAINDER, help="after --: extra mitmdump arguments")
     run.set_defaults(handler=_run)
 
@@ -123,6 +129,12 @@ def _run(args: argparse.Namespace) -> int:
     confdir = Path(args.confdir).expanduser()
     audit_log = Path(args.audit_log or default_audit_log())
     extra = args.mitmproxy_args[1:] if args.mitmproxy_args[:1] == ["--"] else args.mitmproxy_args
+    refusal = _open_proxy_refusal(args.listen_host, args.allow_open_proxy, extra)
+    if refusal:
+        # Checked here too, so no socket is ever opened: mitmdump binds its listener while it
+        # loads the addon, and exits on the addon's refusal only a moment later.
+        print(f"veil: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
     command = [
         str(Path(sys.executable).with_name("mitmdump")),
         "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
@@ -130,10 +142,27 @@ def _run(args: argparse.Namespace) -> int:
         "-s", str(Path(__file__).resolve().parents[1] / "veil_addon.py"),
         "--set", f"veil_policy={policy_path.resolve()}",
         "--set", f"veil_audit_log={audit_log}",
+        *(["--set", "veil_allow_open_proxy=true"] if args.allow_open_proxy else []),
         *extra,
     ]  # fmt: skip
     _print_start_banner(args, policy_path, audit_log, confdir)
     os.execv(command[0], command)
+
+
+def _open_proxy_refusal(listen_host: str, allowed: bool, extra: list[str]) -> str | None:
+    """The addon's refusal for a non-loopback --listen-host, when no extra argument sets up
+    proxy authentication (the addon still checks modes and options given after --)."""
+    from mitmproxy import exceptions
+
+    from .exposure import refuse_open_proxy
+
+    if any("proxyauth" in argument or "veil_allow_open_proxy" in argument for argument in extra):
+        return None
+    try:
+        refuse_open_proxy(["regular"], listen_host, None, allowed)
+    except exceptions.OptionsError as error:
+        return str(error)
+    return None
 
 
 def _print_start_banner(args, policy_path: Path, audit_log: Path, confdir: Path) -> None:

@@ -28,7 +28,9 @@ class ServePac:
         )
 
     def request(self, flow: http.HTTPFlow):
-        if not ctx.options.veil_pac or flow.response or flow.request.method not in ("GET", "HEAD"):
+        if not ctx.options.veil_pac or flow.request.method not in ("GET", "HEAD"):
+            return
+        if flow.response and not _only_asks_for_proxy_auth(flow):
             return
         if flow.request.path.split("?", 1)[0] != PAC_PATH:
             return
@@ -40,6 +42,12 @@ class ServePac:
             200, pac_script(policy, proxy).encode(), {"Content-Type": PAC_CONTENT_TYPE, "Cache-Control": "no-cache"}
         )
         flow.comment = "Veil: served the proxy auto-config file"
+
+
+def _only_asks_for_proxy_auth(flow: http.HTTPFlow) -> bool:
+    """mitmproxy's proxyauth answered 407: browsers fetch a PAC file without proxy
+    credentials, and it holds nothing secret (the protected host names), so it is served."""
+    return flow.response.status_code == 407 and "proxyauth" not in flow.metadata
 
 
 def addressed_to_proxy(flow: http.HTTPFlow) -> str | None:

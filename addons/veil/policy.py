@@ -29,6 +29,10 @@ Matching semantics, in short (the default config/policy.yaml says the same to it
 - Path patterns are matched against the whole path without the query string. `*` matches
   any run of characters, `/` included, so `/v1/*` covers `/v1/uploads/abc/parts`; every
   other character is literal and matching is case-sensitive, as URL paths are.
+- A rule with `users:` and/or `groups:` (names from the top-level `groups:`) applies only to
+  those proxy-auth users (either list); a request without a user (no proxy authentication)
+  matches no such rule. First match still wins, so a rule for a group goes above the rule
+  for everyone.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .options import FaceMode, SanitiseOptions
+from .options import DetectionSettings, FaceMode, SanitiseOptions
 
 SUPPORTED_VERSION = 1
 
@@ -111,6 +115,7 @@ class Rule:
     limits: Limits = field(default_factory=Limits)
     unparsed_bodies: UnparsedBodies = UnparsedBodies.LOG
     image_references: ImageReferences = ImageReferences.LOG
+    detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -121,6 +126,7 @@ class Rule:
             max_pixels=self.limits.max_image_pixels,
             max_bytes=self.limits.max_body_bytes,
             preserve_length=self.preserve_length,
+            detection=self.detection,
         )
 
 
@@ -214,9 +220,15 @@ class Route:
     methods: frozenset[str]  # upper case; {"*"}: every method
     rule: Rule
     line: int | None = None
+    # Who the rule is for: the proxy-auth user names its `users:` and `groups:` list (groups
+    # resolved at load time), or None for everyone. A request without a user matches no such rule.
+    audience: frozenset[str] | None = None
 
-    def matches(self, path: str, method: str) -> bool:
-        return self._method_matches(method) and self._path_matches(path)
+    def matches(self, path: str, method: str, user: str | None = None) -> bool:
+        return self._method_matches(method) and self._path_matches(path) and self._user_matches(user)
+
+    def _user_matches(self, user: str | None) -> bool:
+        return self.audience is None or (user is not None and user in self.audience)
 
     def _method_matches(self, method: str) -> bool:
         return ANY_METHOD in self.methods or method.upper() in self.methods
@@ -229,6 +241,8 @@ class Route:
     def shadows(self, later: Route) -> bool:
         """True when this route matches every request `later` would, so `later` is dead."""
         if ANY_METHOD not in self.methods and not later.methods <= self.methods:
+            return False
+        if self.audience is not None and (not later.audience or not later.audience <= self.audience):
             return False
         if self.paths is None:
             return True
@@ -247,8 +261,8 @@ class Service:
         scores = [pattern.specificity for pattern in self.hosts if pattern.matches(normalised_host)]
         return max(scores, default=None)
 
-    def route_for(self, path: str, method: str) -> Route | None:
-        return next((route for route in self.routes if route.matches(path, method)), None)
+    def route_for(self, path: str, method: str, user: str | None = None) -> Route | None:
+        return next((route for route in self.routes if route.matches(path, method, user)), None)
 
 
 @dataclass(frozen=True)
@@ -263,6 +277,11 @@ class Policy:
     source: str
     defaults: Rule
     services: tuple[Service, ...]
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)  # top-level `groups:`
+
+    def names_users(self) -> bool:
+        """True when some rule applies only to certain users (needs proxy authentication)."""
+        return any(route.audience is not None for service in self.services for route in service.routes)
 
     def service_for_host(self, host: str) -> Service | None:
         normalised = normalise_host(host)
@@ -276,19 +295,20 @@ class Policy:
     def protects_host(self, host: str) -> bool:
         return self.service_for_host(host) is not None
 
-    def match(self, host: str, path: str, method: str) -> Match | None:
+    def match(self, host: str, path: str, method: str, user: str | None = None) -> Match | None:
         """The service and rule for a request, or None when the policy does not cover it: the
-        host belongs to no service, or no rule of its service matches the path and method
-        (e.g. a GET with the default methods). `path` may still carry its query string."""
+        host belongs to no service, or no rule of its service matches the path, method and
+        user (e.g. a GET with the default methods). `path` may still carry its query string;
+        `user` is the proxy-auth user name, None without proxy authentication."""
         service = self.service_for_host(host)
         if service is None:
             return None
-        route = service.route_for(path.split("?", 1)[0], method)
+        route = service.route_for(path.split("?", 1)[0], method, user)
         if route is None:
             return None
         return Match(service=service.name, rule_name=route.name, rule=route.rule)
 
-    def match_websocket(self, host: str, path: str) -> Match | None:
+    def match_websocket(self, host: str, path: str, user: str | None = None) -> Match | None:
         """The rule for a WebSocket upgrade (a GET) on a protected host: the first rule whose
         paths match, whatever its methods, since the frames that follow carry the data. None
         when the host is not protected or no rule's paths match."""
@@ -296,7 +316,7 @@ class Policy:
         if service is None:
             return None
         bare = path.split("?", 1)[0]
-        route = next((route for route in service.routes if route._path_matches(bare)), None)
+        route = next((r for r in service.routes if r._path_matches(bare) and r._user_matches(user)), None)
         if route is None:
             return None
         return Match(service=service.name, rule_name=route.name, rule=route.rule)
@@ -490,10 +510,46 @@ _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_body_bytes": _positive_reader(accept_fractions=False),
     "image_timeout_seconds": _positive_reader(accept_fractions=True),
 }
-SETTING_KEYS = (*_SETTING_READERS, "limits")
-TOP_LEVEL_KEYS = ("version", "defaults", "services")
+
+
+def _range_reader(
+    accept_fractions: bool, low: float, high: float | None = None, low_inclusive: bool = True, multiple: int | None = None
+) -> Callable[[Node], int | float]:
+    """A number from `low` (inclusive or not) to `high` (inclusive), optionally a multiple of `multiple`."""
+
+    def read(node: Node) -> int | float:
+        value = _number(node, accept_fractions)
+        too_low = value < low if low_inclusive else value <= low
+        if too_low or (high is not None and value > high) or value != value:
+            lower = f"{'at least' if low_inclusive else 'greater than'} {low:g}"
+            wanted = f"from {low:g} to {high:g}" if high is not None and low_inclusive else lower
+            if high is not None and not low_inclusive:
+                wanted = f"greater than {low:g} and at most {high:g}"
+            raise _Invalid(f"must be {wanted}, got {node.value}")
+        if multiple and value % multiple:
+            raise _Invalid(f"must be a multiple of {multiple} (the network's input step), got {node.value}")
+        return float(value) if accept_fractions else value
+
+    return read
+
+
+# `detection:` (see DetectionSettings for what each one does).
+_DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
+    "threshold": _range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "nms_iou": _range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "min_face_px": _range_reader(False, 4, 10_000),
+    "max_detect_long_side": _range_reader(False, 64, 100_000),
+    "upscale_below": _range_reader(False, 0, 10_000),
+    "tile_px": _range_reader(False, 128, 8192, multiple=32),
+    "tile_overlap_px": _range_reader(False, 0, 4096),
+    "largest_face_px": _range_reader(False, 32, 4096),
+    "mask_scale": _range_reader(True, 1.0, 4.0),
+    "mask_min_margin_px": _range_reader(False, 0, 1000),
+}
+SETTING_KEYS = (*_SETTING_READERS, "limits", "detection")
+TOP_LEVEL_KEYS = ("version", "defaults", "groups", "services")
 SERVICE_KEYS = ("hosts", "rules", *SETTING_KEYS)
-RULE_KEYS = ("name", "paths", "methods", *SETTING_KEYS)
+RULE_KEYS = ("name", "paths", "methods", "users", "groups", *SETTING_KEYS)
 
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
@@ -518,12 +574,15 @@ def _built_in_layer() -> _Layer:
     layer = {key: _Setting(getattr(built_in, key), None, "", 0) for key in _SETTING_READERS}
     for key in _LIMIT_READERS:
         layer[f"limits.{key}"] = _Setting(getattr(built_in.limits, key), None, "", 0)
+    for key in _DETECTION_READERS:
+        layer[f"detection.{key}"] = _Setting(getattr(built_in.detection, key), None, "", 0)
     return layer
 
 
 def _rule_from(layer: _Layer) -> Rule:
     limits = Limits(**{key: layer[f"limits.{key}"].value for key in _LIMIT_READERS})
-    return Rule(**{key: layer[key].value for key in _SETTING_READERS}, limits=limits)
+    detection = DetectionSettings(**{key: layer[f"detection.{key}"].value for key in _DETECTION_READERS})
+    return Rule(**{key: layer[key].value for key in _SETTING_READERS}, limits=limits, detection=detection)
 
 
 class _PolicyReader:
@@ -533,6 +592,7 @@ class _PolicyReader:
         self.source = source
         self.problems: list[PolicyProblem] = []
         self.host_nodes: dict[tuple[str, str], Node] = {}  # (service, pattern) -> where written
+        self.groups: dict[str, frozenset[str]] = {}  # top-level `groups:`, read before the services
 
     def problem(self, node: Node | None, path: str, message: str) -> None:
         line = _line(node) if node is not None else 1
@@ -601,10 +661,11 @@ class _PolicyReader:
         self.version(entries.get("version"), root)
         defaults_layer = {**_built_in_layer(), **self.defaults(entries.get("defaults"))}
         self.check_combination(defaults_layer)
+        self.groups = self.read_groups(entries.get("groups"))
         services = self.services(entries.get("services"), root, defaults_layer)
         if self.problems:
             return None
-        return Policy(self.source, _rule_from(defaults_layer), services)
+        return Policy(self.source, _rule_from(defaults_layer), services, self.groups)
 
     def version(self, entry: tuple[Node, Node] | None, root: Node) -> None:
         if entry is None:
@@ -632,6 +693,11 @@ class _PolicyReader:
             limit_entries = self.mapping(entries["limits"][1], limits_path, _LIMIT_READERS)
             for key, (_, node) in limit_entries.items():
                 self.setting(layer, f"limits.{key}", _LIMIT_READERS[key], node, _join(limits_path, key), depth)
+        if "detection" in entries:
+            detection_path = _join(path, "detection")
+            detection_entries = self.mapping(entries["detection"][1], detection_path, _DETECTION_READERS)
+            for key, (_, node) in detection_entries.items():
+                self.setting(layer, f"detection.{key}", _DETECTION_READERS[key], node, _join(detection_path, key), depth)
         return layer
 
     def setting(self, layer: _Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:
@@ -643,6 +709,7 @@ class _PolicyReader:
         """Cleaning always removes metadata: masking re-encodes from pixels, which drops it
         anyway, and the core has no way to keep it. So `strip: false` only makes sense for
         rules that never clean (allow, block)."""
+        self.check_tiles(layer)
         action, strip = layer["action"], layer["strip"]
         if action.value not in (Action.SANITISE, Action.MONITOR) or strip.value:
             return
@@ -655,6 +722,32 @@ class _PolicyReader:
             origin = f"from {strip.path}, line {strip.line}"
             message = f"action: {action.value.value} needs strip: true, but strip is false ({origin}); {advice}"
             self.problems.append(PolicyProblem(self.source, action.line, action.path, message))
+
+    def check_tiles(self, layer: _Layer) -> None:
+        """Tiles overlap by at least tile_overlap_px, and the coarsest pass by the largest face,
+        so both must fit in half a tile, or the windows could not advance (or faces be cut)."""
+        tile = layer["detection.tile_px"]
+        for key in ("largest_face_px", "tile_overlap_px"):
+            self.check_half_tile(layer[f"detection.{key}"], key, tile)
+
+    def check_half_tile(self, part: _Setting, key: str, tile: _Setting) -> None:
+        if part.value * 2 <= tile.value:
+            return
+        blame = part if part.depth >= tile.depth else tile
+        if blame.line is None:
+            return  # both built in: cannot happen with the shipped defaults
+
+        def origin(setting: _Setting) -> str:
+            if setting is blame:
+                return "here"
+            return f"from {setting.path}, line {setting.line}" if setting.line else "built in"
+
+        why = "the largest face fits whole in a tile" if key == "largest_face_px" else "the tiles advance"
+        message = (
+            f"detection.{key} ({part.value}, {origin(part)}) must be at most half of "
+            f"detection.tile_px ({tile.value}, {origin(tile)}), so {why}; raise tile_px or lower {key}"
+        )
+        self.problems.append(PolicyProblem(self.source, blame.line, blame.path, message))
 
     # ---- services ----
 
@@ -741,9 +834,10 @@ class _PolicyReader:
             name = self.value(_read_rule_name, entries["name"][1], _join(path, "name")) or default_name
         paths = self.paths(entries.get("paths"), _join(path, "paths"))
         methods = self.methods(entries.get("methods"), _join(path, "methods"))
+        audience = self.audience(entries.get("users"), entries.get("groups"), path)
         layer = {**service_layer, **self.settings(entries, path, depth=3)}
         self.check_combination(layer)
-        return Route(name, paths, methods, _rule_from(layer), _line(node))
+        return Route(name, paths, methods, _rule_from(layer), _line(node), audience)
 
     def paths(self, entry: tuple[Node, Node] | None, path: str) -> tuple[PathPattern, ...] | None:
         if entry is None:
@@ -759,6 +853,60 @@ class _PolicyReader:
         items = self.sequence(entry[1], path, "methods: [POST, PUT]") or []
         methods = (self.value(_read_method, item, f"{path}[{index}]") for index, item in enumerate(items))
         return frozenset(method for method in methods if method is not None)
+
+    # ---- identity: top-level groups, per-rule users and groups ----
+
+    def read_groups(self, entry: tuple[Node, Node] | None) -> dict[str, frozenset[str]]:
+        if entry is None:
+            return {}
+        groups: dict[str, frozenset[str]] = {}
+        entries = self.mapping(entry[1], "groups", allowed=None)
+        if isinstance(entry[1], MappingNode) and not entry[1].value:
+            self.problem(entry[1], "groups", "no groups; define at least one, e.g. groups: {research: [alice, bob]}, or remove 'groups:'")
+        for name, (key_node, node) in entries.items():
+            path = _join("groups", name)
+            if not _SERVICE_NAME.fullmatch(name):
+                self.problem(key_node, path, "a group name uses letters, digits, '-' and '_'")
+                continue
+            groups[name] = frozenset(self.user_names(node, path, "research: [alice, bob]"))
+        return groups
+
+    def user_names(self, node: Node, path: str, example: str) -> list[str]:
+        items = self.sequence(node, path, example) or []
+        names: dict[str, Node] = {}
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            name = self.value(_read_user_name, item, item_path)
+            if name is None:
+                continue
+            if name in names:
+                self.problem(item, item_path, f"'{name}' is listed twice (first at line {_line(names[name])})")
+                continue
+            names[name] = item
+        return list(names)
+
+    def audience(self, users: tuple[Node, Node] | None, groups: tuple[Node, Node] | None, path: str) -> frozenset[str] | None:
+        """The user names a rule is for (its users plus its groups' members), or None: everyone."""
+        if users is None and groups is None:
+            return None
+        audience: set[str] = set()
+        if users is not None:
+            audience.update(self.user_names(users[1], _join(path, "users"), "users: [alice, bob]"))
+        if groups is not None:
+            groups_path = _join(path, "groups")
+            for index, item in enumerate(self.sequence(groups[1], groups_path, "groups: [research]") or []):
+                item_path = f"{groups_path}[{index}]"
+                name = self.value(_read_text, item, item_path)
+                if name is None:
+                    continue
+                if name not in self.groups:
+                    defined = list(self.groups)
+                    hint = _did_you_mean(name, defined)
+                    known = f"groups defined: {_choices(defined)}" if defined else "no groups are defined; add them under a top-level 'groups:'"
+                    self.problem(item, item_path, f"unknown group '{name}'; {hint}{known}")
+                    continue
+                audience.update(self.groups[name])
+        return frozenset(audience)
 
     def check_name_unique(self, route: Route, earlier: list[Route], node: Node, path: str) -> None:
         """Audit records name the rule that acted; two rules of one name would be confused."""
@@ -797,6 +945,14 @@ def _read_rule_name(node: Node) -> str:
     name = _read_text(node).strip()
     if not name or "\n" in name:
         raise _Invalid("a rule name is one non-empty line (it appears in audit records)")
+    return name
+
+
+def _read_user_name(node: Node) -> str:
+    """A proxy-auth user name, as the client sends it (htpasswd or LDAP): compared exactly."""
+    name = _read_text(node)
+    if not name.strip() or name != name.strip() or ":" in name or "\n" in name:
+        raise _Invalid(f"'{name}' is not a user name: write it as the user logs in to the proxy (not empty, no ':', no spaces around it)")
     return name
 
 

@@ -50,12 +50,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_mitmdump(tmp: Path, upstream_port: int, policy: Path = DEFAULT_POLICY, *extra: str) -> Proxy:
+def start_mitmdump(
+    tmp: Path, upstream_port: int, policy: Path = DEFAULT_POLICY, *extra: str, listen_host: str = "127.0.0.1"
+) -> Proxy:
     port = free_port()
     confdir, audit_log, log_file = tmp / "mitmproxy", tmp / "audit.jsonl", tmp / "mitmdump.log"
     command = [
         str(MITMDUMP),
-        "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--listen-host", listen_host, "--listen-port", str(port),
         "--set", f"confdir={confdir}",
         "--set", "connection_strategy=lazy",
         "-s", str(ROOT / "addons" / "veil_addon.py"),
