@@ -115,7 +115,7 @@ def _mask_faces(image_format, header, stripped, options, clock, target: int | No
     if not faces:
         return stripped.data, [], [], None
     with clock.lap("mask"):
-        masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale)
+        masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
     with clock.lap("encode"):
         icc = upright.info.get("icc_profile") if options.keep_icc else None
         if target is None:
@@ -163,7 +163,7 @@ def _mask_animation(image_format, header, stripped, options, clock):
             masked_frames.append(frame)
             continue
         with clock.lap("mask"):
-            masked, rects = apply_masks(frame, found, options.faces, options.detection.mask_scale)
+            masked, rects = apply_masks(frame, found, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
         masked_frames.append(masked)
         faces += found
         masks += [(index, rect) for rect in rects]

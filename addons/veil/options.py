@@ -13,14 +13,39 @@ class FaceMode(str, Enum):
 
 @dataclass(frozen=True)
 class DetectionSettings:
+    """How faces are searched for. Every field is settable in the policy's `detection:` block.
+
+    The default strategy (measured by scripts/bench_faces on 12 MP crowd photos): the finest
+    pass runs at the scale where a face of min_face_px is still ~12 px to the network, cut into
+    windows of at most tile_px (overlapping so no face is lost at a seam); coarser passes, each
+    at most 4x coarser, add the faces too big for it, down to one where a face filling the
+    picture is at most largest_face_px.
+    """
+
     threshold: float = 0.2  # CenterFace at 0.2 found every face measured here, with no false boxes on negatives
     nms_iou: float = 0.3
     # Smallest face (in original pixels) that detection must still find. CenterFace reliably
     # finds ~12 px faces at the size it runs on, so the working copy is scaled to keep this.
     min_face_px: int = 20
-    max_detect_long_side: int = 2400  # upper bound on the working copy, for time
-    upscale_below: int = 640  # small uploads are upscaled x2 so tiny faces are found
+    # The finest pass's copy is at least this long (never more than the original): a floor,
+    # so a large min_face_px alone does not shrink the copy below it.
+    max_detect_long_side: int = 2400
+    upscale_below: int = 640  # uploads with a long side under this are upscaled x2 (0: never)
+    # Inference windows are at most this many pixels a side, a multiple of 32: tiles bound the
+    # memory (measured: a whole 12 MP window peaks at 2.3 GB, a 960x864 tile at 0.26 GB) at the
+    # cost of their overlap.
+    tile_px: int = 1024
+    # Neighbouring windows share at least this many pixels (of the copy they cut). Where a pass
+    # needs more it takes more: the finest pass overlaps by twice the smallest face the next
+    # pass finds (96 px with the default scales), the coarsest by the largest face. At most tile_px / 2.
+    tile_overlap_px: int = 96
+    # The coarsest pass shows a face filling the picture's short side at most this big: the
+    # largest face CenterFace still boxes whole.
+    largest_face_px: int = 450
     mask_scale: float = 1.3  # masks cover the detected box enlarged by this factor
+    # ... and reach at least this many pixels beyond the box on every side: a box found on a
+    # reduced copy is only as exact as its 4 px output cells (6.7 original px at scale 0.6).
+    mask_min_margin_px: int = 6
 
 
 @dataclass(frozen=True)

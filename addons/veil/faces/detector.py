@@ -43,10 +43,15 @@ SMALLEST_RELIABLE_FACE_PX = 12
 # Largest face the network still finds whole: scaling close-ups of the astronaut and Grace Hopper
 # up, faces ~450 px wide were still boxed correctly, ~550 px got a shrunken box and ~800 px broke
 # into partial boxes. A coarse pass makes sure every face is also seen at most this size.
+# Detection takes it from DetectionSettings.largest_face_px (this is its default); verification
+# crops use it directly.
 LARGEST_RELIABLE_FACE_PX = 450
 # Inference runs on windows of at most this many pixels a side. Measured here (2 threads):
 # 1024x1024 takes ~60 ms per megapixel with a ~390 MB peak, whereas one 2400x1800 window took
-# 0.45-1.6 s and peaked at 1.6 GB, so big working copies are cut into tiles.
+# 0.45-1.6 s and peaked at 1.6 GB, so big working copies are cut into tiles. Re-measured for
+# issue 9 (onnxruntime 1.32, 2 threads): ~57 ms per megapixel from 512x512 to 2400x1792 alike,
+# so tiles cost only their overlap (~16% at 0.6 x 12 MP) and bound the memory. Detection takes
+# the size from DetectionSettings.tile_px (this is its default); verification crops use it directly.
 TILE_PX = 1024
 # Consecutive passes of the scale pyramid differ by at most this factor.
 PYRAMID_RATIO = 4
@@ -274,6 +279,8 @@ class _Plan:
 
     scale: float  # working copy = original x scale
     overlap: int | None = None  # tile overlap at the working scale; None = one window, no tiles
+    tile: int = TILE_PX  # largest window side at the working scale
+    largest_face: int = LARGEST_RELIABLE_FACE_PX  # largest face found whole, at the working scale
 
 
 @dataclass
@@ -298,20 +305,21 @@ def _plan_passes(width: int, height: int, settings: DetectionSettings) -> list[_
     The first pass runs at the scale that keeps min_face_px detectable. Each following pass is
     at most PYRAMID_RATIO coarser and covers the faces the previous one cannot see whole: those
     cut by its tile seams, or those too big for the network. The last pass sees a face filling
-    the short side at no more than LARGEST_RELIABLE_FACE_PX. (`CenterFace.detect` keeps a
+    the short side at no more than settings.largest_face_px. (`CenterFace.detect` keeps a
     coarse pass's box only where no finer pass saw that spot whole: see `_PassResult`.)
     """
     long_side, short_side = max(width, height), min(width, height)
+    largest, tile = settings.largest_face_px, settings.tile_px
     scale = _fine_scale(long_side, settings)
     plans: list[_Plan] = []
     while True:
-        # (+0.5: scale may be exactly LARGEST / short_side, give or take a rounding error)
-        is_last = short_side * scale <= LARGEST_RELIABLE_FACE_PX + 0.5
+        # (+0.5: scale may be exactly largest / short_side, give or take a rounding error)
+        is_last = short_side * scale <= largest + 0.5
         next_scale = scale / PYRAMID_RATIO
-        if short_side * next_scale < 1.5 * LARGEST_RELIABLE_FACE_PX:
+        if short_side * next_scale < 1.5 * largest:
             # Close to (or past) the final size: go straight there, not via a near-duplicate pass.
-            next_scale = LARGEST_RELIABLE_FACE_PX / short_side
-        if long_side * scale <= TILE_PX:
+            next_scale = largest / short_side
+        if long_side * scale <= tile:
             overlap = None
         elif is_last:
             # Nothing coarser follows, so tiles overlap by the whole short side: any face fits.
@@ -320,7 +328,9 @@ def _plan_passes(width: int, height: int, settings: DetectionSettings) -> list[_
             # Faces up to twice the smallest one the next pass finds lie whole in some tile;
             # larger ones, possibly cut at a seam here, are found by the next pass.
             overlap = _round_up(2 * SMALLEST_RELIABLE_FACE_PX * scale / next_scale, SIZE_MULTIPLE)
-        plans.append(_Plan(scale=scale, overlap=overlap))
+        if overlap is not None:
+            overlap = max(overlap, _round_up(settings.tile_overlap_px, SIZE_MULTIPLE))
+        plans.append(_Plan(scale=scale, overlap=overlap, tile=tile, largest_face=largest))
         if is_last:
             return plans
         scale = next_scale
@@ -342,13 +352,15 @@ def _round_up(value: float, multiple: int) -> int:
     return int(math.ceil(value / multiple - 1e-9) * multiple)
 
 
-def _tile_spans(length: int, overlap: int) -> list[tuple[int, int]]:
-    """Equal windows of at most TILE_PX covering [0, length), neighbours sharing `overlap` px."""
-    if length <= TILE_PX:
+def _tile_spans(length: int, overlap: int, tile: int = TILE_PX) -> list[tuple[int, int]]:
+    """Equal windows of at most `tile` px covering [0, length), neighbours sharing `overlap` px."""
+    if length <= tile:
         return [(0, length)]
-    count = math.ceil((length - overlap) / (TILE_PX - overlap))
+    # A window must be larger than the overlap, or the windows would never advance.
+    overlap = min(overlap, tile // 2)
+    count = math.ceil((length - overlap) / (tile - overlap))
     # Spread the windows evenly rather than leaving a sliver at the end: less padding work.
-    window = min(TILE_PX, _round_up((length + (count - 1) * overlap) / count, SIZE_MULTIPLE))
+    window = min(tile, _round_up((length + (count - 1) * overlap) / count, SIZE_MULTIPLE))
     step = (length - window) / (count - 1)
     return [(round(i * step), round(i * step) + window) for i in range(count)]
 
@@ -453,8 +465,8 @@ class CenterFace:
         else:
             windows = [
                 (left, top, right, bottom)
-                for top, bottom in _tile_spans(height, plan.overlap)
-                for left, right in _tile_spans(width, plan.overlap)
+                for top, bottom in _tile_spans(height, plan.overlap, plan.tile)
+                for left, right in _tile_spans(width, plan.overlap, plan.tile)
             ]
         found = [
             self._infer(pixels[y0:y1, x0:x1], settings).shifted(x0, y0) for x0, y0, x1, y1 in windows
@@ -464,7 +476,7 @@ class CenterFace:
         return _PassResult(
             detections=detections.scaled(sx, sy).clipped(*image.size),
             windows=[(x0 / sx, y0 / sy, x1 / sx, y1 / sy) for x0, y0, x1, y1 in windows],
-            largest_face=LARGEST_RELIABLE_FACE_PX / plan.scale,
+            largest_face=plan.largest_face / plan.scale,
         )
 
     def _infer(self, pixels: np.ndarray, settings: DetectionSettings) -> _Detections:

@@ -45,12 +45,12 @@ MIN_PIXELATE_BLOCK = 4.0
 
 
 def apply_masks(
-    image: Image.Image, faces: list[Face], mode: FaceMode, scale: float
+    image: Image.Image, faces: list[Face], mode: FaceMode, scale: float, min_margin: float = 0
 ) -> tuple[Image.Image, list[Rect]]:
     """A new image with every face covered, and the rectangles actually covered.
 
-    Each rectangle is the face's box enlarged `scale` times around its centre, rounded outward
-    and clipped to the image. The input image is not modified.
+    Each rectangle is the face's box enlarged `scale` times around its centre (and by at least
+    `min_margin` px on every side), rounded outward and clipped to the image. The input image is not modified.
     """
     mode = FaceMode(mode)
     result = _editable_copy(image)
@@ -59,18 +59,20 @@ def apply_masks(
     cover = {FaceMode.MASK: _fill, FaceMode.BLUR: _blur, FaceMode.PIXELATE: _pixelate}[mode]
     rects = []
     for face in faces:
-        rect = covered_rect(face, scale, result.size)
+        rect = covered_rect(face, scale, result.size, min_margin)
         if rect is not None:
             cover(result, rect, face)
             rects.append(rect)
     return result, rects
 
 
-def covered_rect(face: Face, scale: float, size: tuple[int, int]) -> Rect | None:
-    """The face's box enlarged `scale` times about its centre, rounded outward, clipped."""
+def covered_rect(face: Face, scale: float, size: tuple[int, int], min_margin: float = 0) -> Rect | None:
+    """The face's box enlarged `scale` times about its centre, and by at least `min_margin` px
+    on every side (small faces: their boxes are coarse), rounded outward, clipped."""
     x0, y0, x1, y1 = face.box
     centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
-    half_w, half_h = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
+    half_w = max((x1 - x0) * scale, (x1 - x0) + 2 * min_margin) / 2
+    half_h = max((y1 - y0) * scale, (y1 - y0) + 2 * min_margin) / 2
     width, height = size
     rect = (
         max(0, math.floor(centre_x - half_w)),
