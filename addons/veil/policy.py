@@ -781,19 +781,8 @@ class _PolicyReader:
             example = 'hosts: ["api.example.com"]'
             self.problem(service_node, hosts_path, f"missing; list the host names this service uses, e.g. {example}")
             return {}
-        items = self.sequence(entry[1], hosts_path, 'hosts: ["api.example.com", "*.example.net"]') or []
-        patterns: dict[HostPattern, Node] = {}
-        for index, item in enumerate(items):
-            item_path = f"{hosts_path}[{index}]"
-            pattern = self.value(_read_host_pattern, item, item_path)
-            if pattern is None:
-                continue
-            if pattern in patterns:
-                first = _line(patterns[pattern])
-                self.problem(item, item_path, f"'{pattern.text}' is listed twice (first at line {first})")
-                continue
-            patterns[pattern] = item
-        return patterns
+        example = 'hosts: ["api.example.com", "*.example.net"]'
+        return self.unique_items(entry[1], hosts_path, example, _read_host_pattern, lambda pattern: pattern.text)
 
     def check_hosts_unique(self, services: tuple[Service, ...]) -> None:
         """A host pattern belongs to one service; otherwise which one records it is a guess."""
@@ -872,18 +861,24 @@ class _PolicyReader:
         return groups
 
     def user_names(self, node: Node, path: str, example: str) -> list[str]:
-        items = self.sequence(node, path, example) or []
-        names: dict[str, Node] = {}
-        for index, item in enumerate(items):
+        return list(self.unique_items(node, path, example, _read_user_name, str))
+
+    def unique_items(
+        self, node: Node, path: str, example: str, reader: Callable[[Node], Any], shown: Callable[[Any], str]
+    ) -> dict[Any, Node]:
+        """A YAML list read item by item, each value once: {value: its node}. A repeat is a
+        problem pointing at the first occurrence."""
+        items: dict[Any, Node] = {}
+        for index, item in enumerate(self.sequence(node, path, example) or []):
             item_path = f"{path}[{index}]"
-            name = self.value(_read_user_name, item, item_path)
-            if name is None:
+            value = self.value(reader, item, item_path)
+            if value is None:
                 continue
-            if name in names:
-                self.problem(item, item_path, f"'{name}' is listed twice (first at line {_line(names[name])})")
+            if value in items:
+                self.problem(item, item_path, f"'{shown(value)}' is listed twice (first at line {_line(items[value])})")
                 continue
-            names[name] = item
-        return list(names)
+            items[value] = item
+        return items
 
     def audience(self, users: tuple[Node, Node] | None, groups: tuple[Node, Node] | None, path: str) -> frozenset[str] | None:
         """The user names a rule is for (its users plus its groups' members), or None: everyone."""
