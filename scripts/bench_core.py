@@ -185,6 +185,10 @@ def peer_row(name: str, measure, how: str) -> Row:
         return Row(name, None, how, f"failed: {type(error).__name__}: {str(error)[:120]}")
 
 
+def unavailable_row(name: str, skip_peers: bool) -> Row:
+    return Row(name, None, "", "skipped (--skip-peers)" if skip_peers else "not installed")
+
+
 # --------------------------------------------------------------------------- environment
 
 
@@ -368,7 +372,7 @@ def strip_tables(reps: Reps, skip_peers: bool, tmp: Path) -> tuple[list[Table], 
         # exiftool, one process per file
         name = "exiftool, one process per file"
         if skip_peers or not exiftool:
-            table.rows.append(Row(name, None, "", "skipped (--skip-peers)" if skip_peers else "not installed"))
+            table.rows.append(unavailable_row(name, skip_peers))
         else:
             log(f"{label}: exiftool per file")
             peers_dir = work / "exiftool_out"
@@ -388,7 +392,7 @@ def strip_tables(reps: Reps, skip_peers: bool, tmp: Path) -> tuple[list[Table], 
         # exiftool, one process over a folder
         name = "exiftool, batch"
         if skip_peers or not exiftool:
-            table.rows.append(Row(name, None, "", "skipped (--skip-peers)" if skip_peers else "not installed"))
+            table.rows.append(unavailable_row(name, skip_peers))
         else:
             log(f"{label}: exiftool batch")
             batch_out = work / "exiftool_batch_out"
@@ -408,7 +412,7 @@ def strip_tables(reps: Reps, skip_peers: bool, tmp: Path) -> tuple[list[Table], 
         # mat2, one process per file (it writes NAME.cleaned.EXT next to the input: copies)
         name = "mat2, one process per file"
         if skip_peers or not mat2:
-            table.rows.append(Row(name, None, "", "skipped (--skip-peers)" if skip_peers else "not installed"))
+            table.rows.append(unavailable_row(name, skip_peers))
         else:
             log(f"{label}: mat2 per file (slow)")
             mat2_in = copy_into(files, work / "mat2_in")
@@ -425,7 +429,7 @@ def strip_tables(reps: Reps, skip_peers: bool, tmp: Path) -> tuple[list[Table], 
         # mat2, one process over all files
         name = "mat2, batch"
         if skip_peers or not mat2:
-            table.rows.append(Row(name, None, "", "skipped (--skip-peers)" if skip_peers else "not installed"))
+            table.rows.append(unavailable_row(name, skip_peers))
         else:
             log(f"{label}: mat2 batch")
             mat2_batch = work / "mat2_batch"
