@@ -51,10 +51,18 @@ def free_port() -> int:
 
 
 def start_mitmdump(
-    tmp: Path, upstream_port: int, policy: Path = DEFAULT_POLICY, *extra: str, listen_host: str = "127.0.0.1"
+    tmp: Path,
+    upstream_port: int,
+    policy: Path = DEFAULT_POLICY,
+    *extra: str,
+    listen_host: str = "127.0.0.1",
+    confdir: Path | None = None,
 ) -> Proxy:
+    """`confdir`: a CA several instances share (tests/e2e/test_scaleout_haproxy.py); by
+    default each instance creates its own in tmp."""
     port = free_port()
-    confdir, audit_log, log_file = tmp / "mitmproxy", tmp / "audit.jsonl", tmp / "mitmdump.log"
+    confdir = confdir or tmp / "mitmproxy"
+    audit_log, log_file = tmp / "audit.jsonl", tmp / "mitmdump.log"
     command = [
         str(MITMDUMP),
         "--listen-host", listen_host, "--listen-port", str(port),
