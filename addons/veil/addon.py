@@ -8,19 +8,21 @@ import asyncio
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
 from . import exposure, gateway, integrity
-from . import workers as workers_module
+from .admission import Admission, Overloaded
+from .audit import AuditLog, RequestFacts, Rotation, public_url
 from .envelopes import multipart
 from .errors import SanitiseError
-from .audit import AuditLog, RequestFacts, Rotation, public_url
-from .metrics import Metrics, MetricsServer
+from .metrics import Metrics, MetricsServer, Status
 from .policy import Match, Policy, PolicyError, load_policy
+from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logging.getLogger("veil")
 
@@ -30,6 +32,11 @@ MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
 INLINE_PARSE_BYTES = 256 * 1024
+# Records of refused uploads kept while the audit log cannot be written, written once it
+# can again. Beyond this many, the oldest are dropped (and the drop is logged).
+AUDIT_BACKLOG_LIMIT = 10_000
+HOUSEKEEPING_SECONDS = 1.0
+STALLED_LOOP_SECONDS = 10.0  # /healthz fails when the event loop has not run for this long
 _MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
 
 
@@ -42,16 +49,23 @@ class Veil:
     def __init__(self):
         self.policy: Policy | None = None
         self.audit: AuditLog | None = None
-        self.pool: ProcessPoolExecutor | None = None
-        self._workers = 0
+        self.pool: WorkerPool | None = None
+        self.admission = Admission(workers=1, max_queued=0)
         # Request bodies are parsed here when large: off the event loop, apart from the
         # cleaning processes so a chat request never queues behind a photo.
         self.parser_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="veil-parse")
         self.metrics = Metrics()
+        self.metrics.status = self.status
         self.metrics_server: MetricsServer | None = None
         self._allow_hosts_are_ours = False
         self._running = False
         self.uploads = integrity.UploadLedger()  # OpenAI Uploads: parts as sent, for complete's md5
+        self.in_flight: set[str] = set()  # protected flows from headers to response or error
+        self.draining = False
+        self.audit_failure: str | None = None  # why the last audit write failed, until one succeeds
+        self.audit_backlog: list[dict] = []
+        self._heartbeat = time.monotonic()
+        self._housekeeping: asyncio.Task | None = None
 
     def load(self, loader):
         loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
@@ -64,6 +78,20 @@ class Veil:
         loader.add_option("veil_metrics_host", str, "127.0.0.1", "Address the metrics endpoint listens on.")
         loader.add_option(
             "veil_workers", int, max(1, os.cpu_count() or 1), "Worker processes cleaning images (one per core is right)."
+        )
+        loader.add_option(
+            "veil_max_queued_images",
+            int,
+            32,
+            "Images that may wait for a free worker. A protected upload that would queue more is "
+            "answered 503 with Retry-After (or passed on, if its rule says on_error: allow).",
+        )
+        loader.add_option(
+            "veil_drain_seconds",
+            int,
+            30,
+            "On SIGTERM, how long to let uploads in flight finish before exiting. Meanwhile /readyz "
+            "answers 503 and new uploads to clean are answered 503 so clients retry elsewhere.",
         )
         loader.add_option(
             "veil_decrypt_all",
@@ -98,6 +126,10 @@ class Veil:
             self._serve_metrics(ctx.options.veil_metrics_host, ctx.options.veil_metrics_port)
         if "veil_workers" in updated:
             self._start_pool(ctx.options.veil_workers)
+        if updated & {"veil_workers", "veil_max_queued_images"}:
+            if ctx.options.veil_max_queued_images < 0:
+                raise exceptions.OptionsError("veil_max_queued_images must be 0 or more")
+            self.admission = Admission(ctx.options.veil_workers, ctx.options.veil_max_queued_images)
         if updated & {"veil_policy", "veil_decrypt_all", "allow_hosts", "ignore_hosts"}:
             self._decrypt_only_protected_hosts(updated)
         if updated & {"veil_policy", "stream_large_bodies"}:
@@ -143,8 +175,7 @@ class Veil:
         if workers < 1:
             raise exceptions.OptionsError("veil_workers must be at least 1")
         self._stop_pool(wait=False)
-        self.pool = workers_module.start_pool(workers)
-        self._workers = workers
+        self.pool = WorkerPool(workers)
 
     def _decrypt_only_protected_hosts(self, updated: set[str]):
         """Derive allow_hosts from the policy unless the operator chose hosts themselves."""
@@ -165,12 +196,17 @@ class Veil:
             return  # start-up failed and was logged; mitmproxy is exiting
         for message in exposure.protect_ca_key(Path(ctx.options.confdir).expanduser()):
             log.warning(f"Veil: {message}")
-        self._warm_up_workers()
+        self.pool.warm_up()
+        self._drain_on_sigterm()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house())
         log.info(
             f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
         )
 
     def done(self):
+        if self._housekeeping:
+            self._housekeeping.cancel()
+        self._flush_audit_backlog()
         self._stop_pool(wait=True)
         self.parser_pool.shutdown(wait=True)
         if self.audit:
@@ -180,13 +216,59 @@ class Veil:
 
     def _stop_pool(self, wait: bool):
         if self.pool:
-            self.pool.shutdown(wait=wait, cancel_futures=not wait)
+            self.pool.shutdown(wait=wait)
             self.pool = None
 
-    def _warm_up_workers(self):
-        """Start every worker (imports, model load) before the first photo arrives."""
-        for _ in range(self._workers):
-            self.pool.submit(workers_module.warm_up)
+    def status(self) -> Status:
+        """For /readyz and the gauges; read from the metrics server's thread."""
+        gauges = {
+            "veil_images_cleaning": self.admission.cleaning,
+            "veil_images_waiting": self.admission.waiting,
+            "veil_uploads_in_flight": len(self.in_flight),
+            "veil_audit_backlog_records": len(self.audit_backlog),
+            "veil_event_loop_lag_seconds": round(time.monotonic() - self._heartbeat, 3),
+        }
+        alive = not self._running or time.monotonic() - self._heartbeat < STALLED_LOOP_SECONDS
+        if self.policy is None or self.pool is None:
+            return Status(False, "not started", gauges, alive)
+        if self.draining:
+            return Status(False, f"draining: {len(self.in_flight)} upload(s) in flight", gauges, alive)
+        if self.audit_failure:
+            return Status(False, f"the audit log cannot be written: {self.audit_failure}", gauges, alive)
+        return Status(True, "ready", gauges, alive)
+
+    async def _keep_house(self):
+        """Once a second: show the event loop is alive, and retry a failing audit log."""
+        while True:
+            self._heartbeat = time.monotonic()
+            if self.audit_backlog:
+                self._flush_audit_backlog()
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    def _drain_on_sigterm(self):
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._begin_draining)
+        except (NotImplementedError, RuntimeError):
+            pass  # no signal handlers here (Windows, or not the main thread): mitmproxy's own apply
+
+    def _begin_draining(self):
+        if self.draining:
+            log.warning("Veil: second SIGTERM; exiting without waiting for uploads in flight")
+            ctx.master.shutdown()
+            return
+        self.draining = True
+        seconds = ctx.options.veil_drain_seconds
+        log.info(f"Veil: SIGTERM; draining {len(self.in_flight)} upload(s) in flight (at most {seconds} s) before exiting")
+        asyncio.get_running_loop().create_task(self._drain_then_exit(seconds))
+
+    async def _drain_then_exit(self, seconds: float):
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.in_flight:
+            log.warning(f"Veil: {len(self.in_flight)} upload(s) still in flight after {seconds} s; exiting anyway")
+        await asyncio.sleep(0.2)  # let the last responses leave the sockets
+        ctx.master.shutdown()
 
     def requestheaders(self, flow: http.HTTPFlow):
         # mitmproxy's proxyauth addon runs before script addons: by now a request over an
@@ -205,6 +287,7 @@ class Veil:
             return
         flow.metadata[MATCH_KEY] = match
         flow.request.stream = False  # a protected body is never forwarded before it is examined
+        self.in_flight.add(flow.id)
 
     async def request(self, flow: http.HTTPFlow):
         if WEBSOCKET_KEY in flow.metadata and not flow.response:
@@ -215,12 +298,14 @@ class Veil:
             return
         facts = _facts(flow, match)
         try:
+            if self.draining and match.rule.action in ("sanitise", "monitor"):
+                self.metrics.count_error("draining")
+                raise gateway.RequestRefused("Veil is shutting down; retry the upload", status=503, retry_after=1)
             verdict = await self._examine(flow, match)
         except gateway.RequestRefused as refusal:
-            self._refuse(flow, facts, refusal.reason)
+            self._refuse(flow, facts, refusal)
             return
-        self._apply(flow, verdict, facts)
-        if not flow.response:
+        if self._apply(flow, verdict, facts) and not flow.response:
             self._follow_openai_upload(flow, verdict)
 
     def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
@@ -230,13 +315,26 @@ class Veil:
         if decision == "block":
             reason = (f"the policy blocks uploads to {match.service}" if match.rule.action == "block"
                       else "WebSocket frames cannot be inspected by Veil, and the policy blocks what it cannot inspect")  # fmt: skip
-            self._refuse(flow, facts, reason)
+            self._refuse(flow, facts, gateway.RequestRefused(reason))
         elif decision == "log":
-            self._record(gateway.websocket_record(facts))
+            if not self._record([gateway.websocket_record(facts)]):
+                self._refuse(flow, facts, self._audit_refusal())
+                return
             flow.comment = "Veil: WebSocket frames are not inspected (allowed by the policy)"
             flow.marked = _MARKERS["passed"]
 
+    def error(self, flow: http.HTTPFlow):
+        """The connection failed after Veil let the upload go: an upstream reset or time-out,
+        or the client gave up. What was sent was already clean; the client sees mitmproxy's
+        502 (or its own error), and the operator sees it here and in veil_errors_total."""
+        if flow.id in self.in_flight:
+            self.in_flight.discard(flow.id)
+            match: Match = flow.metadata[MATCH_KEY]
+            self.metrics.count_error("upstream")
+            log.warning(f"Veil: upload to {match.service} failed after Veil's decision: {flow.error.msg if flow.error else 'unknown error'}")
+
     def response(self, flow: http.HTTPFlow):
+        self.in_flight.discard(flow.id)
         pending = flow.metadata.pop(UPLOAD_PART_KEY, None)
         if pending is None or flow.response is None or flow.response.status_code >= 300:
             return
@@ -282,9 +380,7 @@ class Veil:
         if rule.action == "allow":
             verdict.outcomes = [gateway.allowed(slot) for slot in slots]
             return verdict
-        timeout = rule.limits.image_timeout_seconds
-        jobs = [self._clean_with_deadline(slot, rule, timeout) for slot in slots]
-        verdict.outcomes = list(await asyncio.gather(*jobs))
+        verdict.outcomes = await self._clean_all(slots, rule)
         if not verdict.blocked and rule.action != "monitor":
             verdict.body = gateway.rebuild(body, verdict.outcomes)
         return verdict
@@ -295,30 +391,46 @@ class Veil:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.parser_pool, gateway.inspect, body, content_type, rule)
 
-    async def _clean_with_deadline(self, slot, rule, timeout: float) -> gateway.ImageOutcome:
-        pool = self.pool
+    async def _clean_all(self, slots, rule) -> list[gateway.ImageOutcome]:
+        admission = self.admission
         try:
-            job = pool.submit(workers_module.clean, slot.image, rule.sanitise_options())
-            result, error, ms = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
-        except TimeoutError:
-            return gateway.timed_out(slot, rule, timeout)
-        except BrokenProcessPool:
-            # A worker died (say, a native crash in a decoder): fail closed for this image
-            # and give the next request a fresh pool.
-            if self.pool is pool:
-                log.error("Veil: a cleaning worker died; restarting the worker pool")
-                self._start_pool(self._workers)
-            return gateway.judge(slot, rule, None, SanitiseError("the image crashed Veil's image cleaner"), 0.0)
+            admission.admit(len(slots))
+        except Overloaded as overload:
+            self.metrics.count_error("overloaded")
+            if rule.on_error == "allow" or rule.action == "monitor":
+                return [gateway.judge(slot, rule, None, SanitiseError(overload.reason), 0.0) for slot in slots]
+            raise gateway.RequestRefused(overload.reason, status=503, retry_after=overload.retry_after) from None
+        try:
+            return list(await asyncio.gather(*(self._clean_one(slot, rule, admission) for slot in slots)))
+        finally:
+            admission.release(len(slots))
+
+    async def _clean_one(self, slot, rule, admission: Admission) -> gateway.ImageOutcome:
+        timeout = rule.limits.image_timeout_seconds
+        async with admission.worker():
+            try:
+                result, error, ms = await self.pool.clean(slot.image, rule.sanitise_options(), timeout)
+            except WorkerTimeout:
+                self.metrics.count_error("worker_timeout")
+                return gateway.timed_out(slot, rule, timeout)
+            except WorkerCrashed:
+                # Say, a native crash in a decoder: this image fails closed, the pool was replaced.
+                self.metrics.count_error("worker_crash")
+                return gateway.judge(slot, rule, None, SanitiseError("the image crashed Veil's image cleaner"), 0.0)
+        admission.observe(ms / 1000)
         return gateway.judge(slot, rule, result, error, ms)
 
-    def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts):
-        for record in gateway.records(verdict, facts):
-            self._record(record)
+    def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts) -> bool:
+        """Forward (or block) as the verdict says; False when the upload had to be refused
+        because its audit records could not be written."""
+        if not self._record(gateway.records(verdict, facts)):
+            self._refuse(flow, facts, self._audit_refusal())
+            return False
         if verdict.unparsed:
             flow.comment = "Veil: body format not inspected (allowed by the policy)"
             flow.marked = _MARKERS["passed"]
         if not verdict.outcomes and not verdict.references:
-            return
+            return True
         if verdict.blocked:
             _answer_blocked(flow, verdict.blocked.reason)
         elif verdict.body is not None:
@@ -334,16 +446,62 @@ class Veil:
         flow.comment = gateway.summary(verdict)
         first = verdict.blocked or (verdict.outcomes[0] if verdict.outcomes else None)
         flow.marked = _MARKERS[first.event if first else "passed"]
+        return True
 
-    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, reason: str):
-        self._record(gateway.refusal_record(facts, reason))
-        _answer_blocked(flow, reason)
-        flow.comment = f"Veil blocked this upload: {reason}"
+    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, refusal: gateway.RequestRefused):
+        record = gateway.refusal_record(facts, refusal.reason)
+        if not self._record([record]):
+            self._keep_for_later(record)
+        _answer_blocked(flow, refusal.reason, refusal.status, refusal.retry_after)
+        flow.comment = f"Veil blocked this upload: {refusal.reason}"
         flow.marked = _MARKERS["blocked"]
 
-    def _record(self, record: dict):
-        self.audit.write(record)  # the chained log first: metrics never count what the log lacks
-        self.metrics.observe(record)
+    def _record(self, records: list[dict]) -> bool:
+        """Write a request's records (after any kept from a failing spell), all or none;
+        False when the audit log cannot be written."""
+        if not records:
+            return True  # a chat request without images: nothing to account for
+        if not self._flush_audit_backlog():
+            return False
+        try:
+            self.audit.write_all(records)  # the chained log first: metrics never count what the log lacks
+        except OSError as error:
+            self._audit_failed(error)
+            return False
+        for record in records:
+            self.metrics.observe(record)
+        return True
+
+    def _audit_refusal(self) -> gateway.RequestRefused:
+        reason = f"Veil cannot write its audit log ({self.audit_failure}) and forwards nothing it cannot account for"
+        return gateway.RequestRefused(reason, status=503, retry_after=5)
+
+    def _flush_audit_backlog(self) -> bool:
+        if not self.audit_backlog:
+            return True
+        try:
+            self.audit.write_all(self.audit_backlog)
+        except OSError as error:
+            self._audit_failed(error)
+            return False
+        for record in self.audit_backlog:
+            self.metrics.observe(record)
+        log.warning(f"Veil: the audit log can be written again; {len(self.audit_backlog)} record(s) of refused uploads written")
+        self.audit_backlog, self.audit_failure = [], None
+        return True
+
+    def _audit_failed(self, error: OSError):
+        self.metrics.count_error("audit_write")
+        if self.audit_failure is None:
+            log.error(f"Veil: cannot write the audit log {self.audit.path}: {error.strerror or error}; "
+                      "protected uploads are refused until it can be written")  # fmt: skip
+        self.audit_failure = error.strerror or str(error)
+
+    def _keep_for_later(self, record: dict):
+        self.audit_backlog.append(record)
+        if len(self.audit_backlog) > AUDIT_BACKLOG_LIMIT:
+            del self.audit_backlog[0]
+            log.error(f"Veil: more than {AUDIT_BACKLOG_LIMIT} audit records waiting for a writable log; dropped the oldest")
 
 
 def _load_policy(path: str) -> Policy:
@@ -403,9 +561,11 @@ def _is_websocket_upgrade(request: http.Request) -> bool:
     return request.headers.get("upgrade", "").strip().lower() == "websocket"
 
 
-def _answer_blocked(flow: http.HTTPFlow, reason: str):
-    """OpenAI-style error JSON, so SDKs surface the reason to the person."""
+def _answer_blocked(flow: http.HTTPFlow, reason: str, status: int = 403, retry_after: int | None = None):
+    """OpenAI-style error JSON, so SDKs surface the reason to the person. A 503 carries
+    Retry-After: the SDKs' retry logic honours it."""
     body = {"error": {"type": "veil_blocked", "code": "veil_blocked", "message": f"Veil blocked this upload: {reason}"}}
-    flow.response = http.Response.make(
-        403, json.dumps(body).encode(), {"Content-Type": "application/json", "X-Veil": "blocked"}
-    )
+    headers = {"Content-Type": "application/json", "X-Veil": "blocked"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    flow.response = http.Response.make(status, json.dumps(body).encode(), headers)

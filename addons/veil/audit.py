@@ -120,26 +120,64 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fd = -1
+        self._tail_uncertain = False
         self._open()
         self._seq, self._prev_hash, cut_line = self._resume_chain()
         self._file_day = _record_day(files.first_line(self.path))
         self._file_start = os.fstat(self._fd).st_size == 0
         if cut_line:
             # Never rotated away from the fragment it explains: it goes in the same file.
-            self._append(_repair_record(self.path, cut_line))
+            self._append([_repair_record(self.path, cut_line)])
 
     def write(self, record: dict) -> None:
-        with self._lock:
-            if self._should_rotate(record):
-                self._rotate()
-            self._append(record)
+        self.write_all([record])
 
-    def _append(self, record: dict):
-        line, digest = chain.seal(record, seq=self._seq + 1, prev_hash=self._prev_hash, file_start=self._file_start)
-        os.write(self._fd, line)  # one write per record: flushed, and atomic under O_APPEND
-        self._seq, self._prev_hash, self._file_start = self._seq + 1, digest, False
-        self._size += len(line)
-        self._file_day = self._file_day or record.get("ts", "")[:10]
+    def write_all(self, records: list[dict]) -> None:
+        """Appends every record or none of them. A write the file system refuses (disk
+        full, file too large, I/O error) is cut back off and raises OSError: the chain stays
+        whole, and the next write continues it as if the failed one never happened."""
+        if not records:
+            return
+        with self._lock:
+            if self._tail_uncertain:
+                self._size = os.fstat(self._fd).st_size
+                self._seq, self._prev_hash, cut_line = self._resume_chain()
+                self._tail_uncertain = False
+                if cut_line:
+                    records = [_repair_record(self.path, cut_line), *records]
+            if self._should_rotate(records[0]):
+                self._rotate()
+            self._append(records)
+
+    def _append(self, records: list[dict]):
+        seq, digest, file_start, lines = self._seq, self._prev_hash, self._file_start, []
+        for record in records:
+            line, digest = chain.seal(record, seq=seq + 1, prev_hash=digest, file_start=file_start)
+            seq, file_start = seq + 1, False
+            lines.append(line)
+        data = b"".join(lines)
+        self._write_whole(data)
+        self._seq, self._prev_hash, self._file_start = seq, digest, False
+        self._size += len(data)
+        self._file_day = self._file_day or records[0].get("ts", "")[:10]
+
+    def _write_whole(self, data: bytes):
+        # One write per call: flushed, and atomic under O_APPEND. A short write only happens
+        # when the file system is running out; the next write then names the error.
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            self._cut_back()
+            raise
+
+    def _cut_back(self):
+        """Remove the part of a failed write that reached the file."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self._tail_uncertain = True  # the next write reads the tail again and repairs it
 
     def close(self) -> None:
         with self._lock:

@@ -18,11 +18,14 @@ from .report import Result
 
 
 class RequestRefused(Exception):
-    """The whole request must be answered by Veil instead of reaching the service."""
+    """The whole request must be answered by Veil instead of reaching the service: 403 for
+    what will never pass, 503 with Retry-After for what may pass a little later."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, status: int = 403, retry_after: int | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,19 @@
-"""Opt-in Prometheus metrics (`--set veil_metrics_port=9464`), in the text exposition
-format written here (a few counters do not need a client library).
+"""Opt-in Prometheus metrics and health checks (`--set veil_metrics_port=9464`), in the
+text exposition format written here (a few counters do not need a client library).
 
 Counters per service: uploads seen, sanitised, blocked, faces masked; a histogram of
 the time to sanitise one image. Fed from the same records the audit log gets, so the
-two always agree. Served on 127.0.0.1 by default: the labels name services.
+two always agree. Beside them: errors by kind (audit log writes, worker time-outs and
+crashes, overload refusals, upstream failures) and gauges of the work in progress.
+The same server answers /healthz and /readyz for load balancers and Kubernetes.
+Served on 127.0.0.1 by default: the labels name services.
 """
 
 import threading
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)  # seconds
@@ -18,6 +23,24 @@ _COUNTERS = {
     "veil_uploads_blocked_total": "Uploads blocked (by policy or because an image could not be cleaned).",
     "veil_faces_masked_total": "Faces masked in forwarded images.",
 }
+ERROR_KINDS = {
+    "audit_write": "the audit log could not be written; uploads were refused",
+    "worker_timeout": "an image overran its time limit; its worker was killed",
+    "worker_crash": "a cleaning worker died",
+    "overloaded": "an upload was refused because too many images were queued",
+    "draining": "an upload was refused because Veil was shutting down",
+    "upstream": "the service failed or reset after Veil forwarded a cleaned upload",
+}
+
+
+@dataclass(frozen=True)
+class Status:
+    """What /readyz reports: ready, or the reason it is not."""
+
+    ready: bool
+    reason: str = "ready"
+    gauges: dict[str, float] | None = None  # name -> value, exported with the counters
+    alive: bool = True  # False when the proxy's event loop has stalled: /healthz fails
 
 
 class Metrics:
@@ -26,6 +49,13 @@ class Metrics:
         self._counters: dict[str, dict[str, float]] = {name: defaultdict(float) for name in _COUNTERS}
         self._latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
         self._latency_sum: dict[str, float] = defaultdict(float)
+        self._errors: dict[str, int] = dict.fromkeys(ERROR_KINDS, 0)
+        self.status: Callable[[], Status] = lambda: Status(True)
+
+    def count_error(self, kind: str) -> None:
+        assert kind in ERROR_KINDS, kind
+        with self._lock:
+            self._errors[kind] += 1
 
     def observe(self, record: dict) -> None:
         """One audit record."""
@@ -61,6 +91,13 @@ class Metrics:
                     lines.append(f'{name}_bucket{{service="{label}",le="{bound}"}} {cumulative}')
                 lines.append(f'{name}_sum{{service="{label}"}} {_number(self._latency_sum[service])}')
                 lines.append(f'{name}_count{{service="{label}"}} {cumulative}')
+            lines += ["# HELP veil_errors_total Failures by kind: " + "; ".join(f"{k}: {v}" for k, v in ERROR_KINDS.items()),
+                      "# TYPE veil_errors_total counter"]  # fmt: skip
+            lines += [f'veil_errors_total{{kind="{kind}"}} {count}' for kind, count in self._errors.items()]
+        status = self.status()
+        for gauge, value in (status.gauges or {}).items():
+            lines += [f"# TYPE {gauge} gauge", f"{gauge} {_number(value)}"]
+        lines += ["# HELP veil_ready 1 when /readyz answers 200.", "# TYPE veil_ready gauge", f"veil_ready {int(status.ready)}"]
         return "\n".join(lines) + "\n"
 
 
@@ -72,18 +109,38 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
+class _Server(ThreadingHTTPServer):
+    # Probes and scrapes arrive while the proxy is busy: socketserver's default backlog of 5
+    # refuses connections in bursts.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class MetricsServer:
-    """GET /metrics on host:port in a daemon thread; stop() frees the port."""
+    """GET /metrics, /healthz and /readyz on host:port in a daemon thread; stop() frees the port.
+
+    /healthz answers 200 while the process can serve at all (a liveness probe restarts it
+    otherwise); /readyz answers 503 with the reason while Veil should get no new uploads."""
 
     def __init__(self, metrics: Metrics, host: str, port: int):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path.split("?")[0] not in ("/metrics", "/"):
+                path = self.path.split("?")[0]
+                if path in ("/metrics", "/"):
+                    self._answer(200, metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")
+                elif path == "/healthz":
+                    alive = metrics.status().alive
+                    self._answer(200 if alive else 503, "ok\n" if alive else "the event loop has stalled\n")
+                elif path == "/readyz":
+                    status = metrics.status()
+                    self._answer(200 if status.ready else 503, status.reason + "\n")
+                else:
                     self.send_error(404)
-                    return
-                body = metrics.exposition().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+
+            def _answer(self, code: int, text: str, content_type: str = "text/plain; charset=utf-8"):
+                body = text.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -91,8 +148,7 @@ class MetricsServer:
             def log_message(self, *args):
                 pass  # scrapes every 15 s would drown mitmproxy's own log
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="veil-metrics", daemon=True)
         self._thread.start()

@@ -1,9 +1,16 @@
 """A stand-in for the AI services: records every request it receives, byte for byte,
-and answers with the smallest response each SDK accepts."""
+and answers with the smallest response each SDK accepts.
+
+A request carrying `X-Test-Fault: reset` is recorded, then its connection is reset (TCP
+RST) instead of answered; `X-Test-Fault: stall:SECONDS` is answered that much later. The
+fault tests use them to play a failing or slow service."""
 
 import json
 import re
+import socket
+import struct
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -101,6 +108,14 @@ class RecordingUpstream:
                 host = headers.get("x-original-host") or headers.get("host", "")
                 with upstream._lock:
                     upstream.received.append(Received(self.command, host, self.path, headers, body))
+                fault = headers.get("x-test-fault", "")
+                if fault == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if fault.startswith("stall:"):
+                    time.sleep(float(fault.removeprefix("stall:")))
                 route = self.path.split("?", 1)[0]
                 status, extra, payload = (
                     ai_site.answer(self.command, host, route, body)
