@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import weakref
 from concurrent.futures import ProcessPoolExecutor
@@ -33,15 +34,18 @@ def start_pool(workers: int) -> ProcessPoolExecutor:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     # Never plain fork: the proxy is multi-threaded, and a forked child can inherit held locks.
     context = multiprocessing.get_context(method)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_prepare_worker)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_prepare_worker, initargs=(os.getpid(),)
+    )
 
 
-def _prepare_worker() -> None:
+def _prepare_worker(proxy_pid: int) -> None:
     # Ctrl-C and SIGTERM are the proxy's to handle: sent to the whole process group (a
     # terminal, docker stop, systemd), they would kill images being cleaned while the
     # proxy drains. The proxy shuts the workers down itself when it exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(proxy_pid,), name="veil-orphan-check", daemon=True).start()
     os.nice(WORKER_NICENESS)
     # One inference thread per worker: the pool already runs one worker per core.
     os.environ.setdefault("VEIL_ORT_THREADS", "1")
@@ -51,6 +55,18 @@ def _prepare_worker() -> None:
         default_detector()  # load the model now, not on the first photo
     except RuntimeError:
         pass  # reported per image, where the policy's on_error decides
+
+
+def _exit_with(proxy_pid: int) -> None:
+    """A worker's parent is the forkserver, not the proxy: when the proxy is killed outright
+    (kill -9, the OOM killer) nothing tells the workers, which would live on holding a face
+    model each. They look once a second and leave with it."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(proxy_pid, 0)
+        except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
+            os._exit(1)
 
 
 def warm_up() -> int:
