@@ -490,6 +490,7 @@ def test_unit_is_hardened_and_keeps_one_audit_log_per_instance():
     assert single["PrivateTmp"] == "yes" and single["ProtectHome"] == "yes"
     assert single["CapabilityBoundingSet"] == ""
     assert float(single["TimeoutStopSec"]) > run.drain_seconds
+    assert single["KillMode"] == "mixed"  # SIGTERM to the proxy only: it drains, then stops its workers
     # The audit log is in a StateDirectory of its own, named after the instance.
     state = Path("/var/lib") / expand_specifiers(single["StateDirectory"])
     assert Path(run.args.audit_log).parent == state and INSTANCE in Path(run.args.audit_log).name
