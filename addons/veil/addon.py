@@ -207,6 +207,8 @@ class Veil:
         if self._housekeeping:
             self._housekeeping.cancel()
         self._flush_audit_backlog()
+        if self.pool and self.admission.cleaning:
+            self.pool.kill()  # past the drain: what is still being cleaned will never be sent
         self._stop_pool(wait=True)
         self.parser_pool.shutdown(wait=True)
         if self.audit:

@@ -148,7 +148,12 @@ class WorkerPool:
         _kill(executor)
 
     def shutdown(self, wait: bool) -> None:
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+        """The workers finish the images they hold, then exit."""
+        self._executor.shutdown(wait=wait)
+
+    def kill(self) -> None:
+        """For an exit that must not wait: an image stuck in native code would hold it."""
+        _kill(self._executor)
 
 
 def _kill(executor: ProcessPoolExecutor) -> None:
