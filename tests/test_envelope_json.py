@@ -252,6 +252,8 @@ def test_prose_that_mentions_an_image_signature_is_not_an_image():
         b'{"a": 01}',
         b"[1.]",
         b"[tru]",
+        b"[nan]",
+        b"[Infinity-]",
         b'{"a": [}',
         b'{"a": "unterminated}',
         b"",
@@ -262,6 +264,16 @@ def test_prose_that_mentions_an_image_signature_is_not_an_image():
 )
 def test_invalid_json_is_not_the_json_envelope(body):
     assert json_base64.find_images(body, "application/json") is None
+
+
+def test_python_json_extensions_nan_and_infinity_do_not_hide_images():
+    # Found by tests/fuzz: json.dumps writes NaN/Infinity for floats and json.loads reads
+    # them, so such a body reaches a Python server whole; it must not pass uninspected.
+    body = dumps({"temperature": float("nan"), "top_p": float("inf"), "n": float("-inf"), **openai_chat(data_url(JPEG))})
+    assert b"NaN" in body and b"-Infinity" in body
+    envelope, slots = find_images(body, "application/json")
+    assert envelope == "json" and [slot.image for slot in slots] == [JPEG]
+    assert_rewrites_exactly(body, [NEW_JPEG])
 
 
 def test_json_is_recognised_by_content_not_by_declared_type():

@@ -176,7 +176,10 @@ def _data_url_prefix(text: bytes) -> tuple[int, str | None]:
 _WS = rb"[ \t\n\r]*+"
 _SEPARATOR = _WS + rb"(?:(:)|(,))?" + _WS  # lastindex: 1 for a colon, 2 for a comma
 _COLON_AFTER, _COMMA_AFTER = 1, 2
-_NUMBER_OR_LITERAL = rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?|true|false|null"
+# NaN and ±Infinity are not JSON, but Python's json module writes them for float values
+# and reads them back by default: a Python client's request can hold them and a Python
+# server reads it. A body refused here would be forwarded uninspected, images included.
+_NUMBER_OR_LITERAL = rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?|true|false|null|NaN|-?Infinity"
 _NOT_STRING = re.compile(rb"(?:[\[{\]}]|" + _NUMBER_OR_LITERAL + rb")" + _SEPARATOR)
 _STRING_TAIL = re.compile(rb'"' + _SEPARATOR)  # matched at the closing quote
 _STRING_WITH_ESCAPES = re.compile(rb'"[^"\\]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\]*+)*+"')
