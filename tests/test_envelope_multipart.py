@@ -186,6 +186,39 @@ def test_multipart_related_parts_without_names():
     assert_rewrites_exactly(body, content_type, [NEW_JPEG, NEW_PNG])
 
 
+def test_nested_multipart_mixed_part_is_walked():
+    # Found by tests/fuzz: RFC 2388 sends several files as one multipart/mixed part inside
+    # the form, and servers such as Apache Commons FileUpload unpack it; its images were missed.
+    inner = form(file_field("file", "one.jpg", "image/jpeg", JPEG), (b"Content-Type: image/png", PNG), boundary=b"inner-b", epilogue=b"")
+    body = form(field("purpose", b"vision"), (b'Content-Disposition: form-data; name="files"\r\nContent-Type: multipart/mixed; boundary="inner-b"', inner))
+    slots = find_images(body, CONTENT_TYPE)[1]
+    assert [(slot.location, slot.image) for slot in slots] == [("files:file", JPEG), ("files:part#1", PNG)]
+    assert_rewrites_exactly(body, CONTENT_TYPE, [NEW_JPEG, NEW_PNG])
+
+
+def test_multipart_nested_beyond_the_depth_guard_is_an_envelope_error():
+    body = form(file_field("file", "a.jpg", "image/jpeg", JPEG), boundary=b"b0", epilogue=b"")
+    for level in range(1, multipart.MAX_NESTING + 2):
+        body = form((f"Content-Type: multipart/mixed; boundary=b{level - 1}".encode(), body), boundary=f"b{level}".encode(), epilogue=b"")
+    with pytest.raises(EnvelopeError, match="nests parts deeper than"):
+        find_images(body, f"multipart/mixed; boundary=b{multipart.MAX_NESTING + 1}")
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        # Found by tests/fuzz: one damaged byte in the first delimiter turns the whole file part into preamble.
+        (b"X" + form(file_field("file", "a.jpg", "image/jpeg", JPEG))[1:], "preamble"),
+        (form(field("purpose", b"vision"), epilogue=b"\r\n" + PNG), "epilogue"),
+        (form(field("purpose", b"vision"), epilogue=b"\r\nimage=" + base64.b64encode(JPEG)), "epilogue"),
+        (b"note: data:image/png;base64," + base64.b64encode(PNG) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
+    ],
+)
+def test_an_image_outside_every_part_is_an_envelope_error(body, where):
+    with pytest.raises(EnvelopeError, match=f"image in its {where}"):
+        find_images(body, CONTENT_TYPE)
+
+
 def test_form_without_images_applies_but_finds_nothing():
     assert find_images(form(field("purpose", b"vision")), CONTENT_TYPE) == ("multipart", [])
     assert find_images(b"--" + BOUNDARY + b"--\r\n", CONTENT_TYPE) == ("multipart", [])

@@ -30,6 +30,13 @@ _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))',
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
+MAX_NESTING = 8
+# The first bytes of every signature magic.looks_like_image knows (ISO media is found by
+# its "ftyp", four bytes in), and the start of a base64 or data-URL text long enough to hold one.
+_IMAGE_START = re.compile(rb"\xff\xd8\xff|\x89PNG|GIF8|RIFF|II[*+]\x00|MM\x00[*+]|BM|ftyp|P[1-6]|\x00\x00\x00\x0c|\xff\x4f\xff")
+_TEXT_START = re.compile(rb"(?:data:[!-+\--:<-~]{0,200};base64,)?[A-Za-z0-9+/_-]{16}", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Part:
     index: int
@@ -41,14 +48,17 @@ class Part:
     content_end: int
 
 
-def find_images(body: bytes, content_type: str | None) -> list[ImageSlot] | None:
-    """Every image in a multipart body; None when the body is not multipart."""
+def find_images(body: bytes, content_type: str | None, depth: int = 0) -> list[ImageSlot] | None:
+    """Every image in a multipart body; None when the body is not multipart. `depth`
+    counts the multipart parts this body is nested in."""
     boundary = _boundary(body, content_type)
     if boundary is None:
         return None
+    parts = parse_parts(body, boundary)
+    _refuse_images_outside_parts(body, boundary, parts)
     slots: list[ImageSlot] = []
-    for part, location in _locate(parse_parts(body, boundary)):
-        slots.extend(_slots_in_part(body, part, location))
+    for part, location in _locate(parts):
+        slots.extend(_slots_in_part(body, part, location, depth))
     return slots
 
 
@@ -76,6 +86,30 @@ def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
             raise EnvelopeError(f"the multipart body is truncated: part {len(parts) + 1} has no closing boundary")
         parts.append(_part(len(parts), headers, content_start, content_end))
         at = content_end + 2
+
+
+def _refuse_images_outside_parts(body: bytes, boundary: bytes, parts: list[Part]) -> None:
+    """The preamble and the epilogue belong to no part: Veil does not clean them, yet they
+    travel to the service. They hold a line of text at most; an image there (a broken
+    first delimiter turns a whole file part into preamble) is refused, never passed on."""
+    dash_boundary = b"--" + boundary
+    if _is_delimiter_line(body, 0, dash_boundary):
+        preamble_end = 0
+    else:
+        preamble_end = _find_delimiter(body, b"\r\n" + dash_boundary, 0)
+    close = parts[-1].content_end + 2 if parts else preamble_end + (2 if preamble_end else 0)
+    epilogue_start = close + len(dash_boundary) + 2
+    for name, text in (("preamble", body[:preamble_end]), ("epilogue", body[epilogue_start:])):
+        if _holds_image(text):
+            raise EnvelopeError(f"the multipart body holds an image in its {name}, outside every part")
+
+
+def _holds_image(text: bytes) -> bool:
+    for found in _IMAGE_START.finditer(text):
+        at = found.start() - 4 if found.group() == b"ftyp" else found.start()
+        if at >= 0 and looks_like_image(text[at : at + HEAD_BYTES]):
+            return True
+    return any(json_base64.looks_like_text_image(text[found.start() : found.start() + 512]) for found in _TEXT_START.finditer(text))
 
 
 def _is_delimiter_line(body: bytes, at: int, dash_boundary: bytes) -> bool:
@@ -195,11 +229,18 @@ def _locate(parts: list[Part]) -> list[tuple[Part, str]]:
     return located
 
 
-def _slots_in_part(body: bytes, part: Part, location: str) -> list[ImageSlot]:
+def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[ImageSlot]:
     start, end = part.content_start, part.content_end
     if looks_like_image(body[start : min(end, start + HEAD_BYTES)]):
         return [ImageSlot(location, (start, end), body[start:end], part.content_type, part.filename, identity)]
     head = body[start : min(end, start + 512)]
+    if _is_multipart(part.content_type) or _LEADING_DELIMITER.match(head):
+        # A multipart part inside the form: RFC 2388's multipart/mixed for several files,
+        # which Apache Commons FileUpload and others still unpack.
+        if depth >= MAX_NESTING:
+            raise EnvelopeError(f"the multipart body nests parts deeper than {MAX_NESTING} levels, so Veil does not walk it")
+        nested = find_images(body[start:end], part.content_type, depth + 1) or []
+        return [_nested(slot, location, start) for slot in nested]
     if head.lstrip()[:1] in (b"{", b"["):  # a JSON part, such as a request's metadata
         nested = json_base64.find_images(body[start:end], part.content_type) or []
         return [_nested(slot, location, start) for slot in nested]
