@@ -11,6 +11,7 @@ import fixtures
 from exiftool_judge import judge_bytes
 from sample_faces import ASTRONAUT_FACE, astronaut, face_free
 from veil.core import sanitise
+from veil.formats import gif
 
 SIZE = 256
 SCALE = SIZE / 512
@@ -80,3 +81,34 @@ def test_masked_animation_is_clean(case, tmp_path):
     verdict = judge_bytes({fmt: result.data}, tmp_path)[fmt]
     assert verdict.clean, verdict.explain()
     assert b"Jane" not in result.data
+
+
+def _with_repeated_face_frame(fmt: str) -> bytes:
+    """Three frames, the first two identical (a face), built so the writer keeps them apart:
+    a GIF with its image block written twice, an APNG without durations."""
+    face = astronaut().convert("RGB").resize((SIZE, SIZE))
+    still = face_free("coffee.png").convert("RGB").resize((SIZE, SIZE))
+    buffer = io.BytesIO()
+    if fmt == "PNG":
+        face.save(buffer, "PNG", save_all=True, append_images=[face.copy(), still], loop=0)
+        return buffer.getvalue()
+    face.quantize(256).save(buffer, "GIF")
+    data = buffer.getvalue()
+    [image] = [block for block in gif.iter_blocks(data) if block.kind == "image"]
+    return data[: image.end] + data[image.start : image.end] + data[image.end :]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG"])
+def test_a_repeated_frame_with_a_face_is_masked_and_verified(fmt):
+    # Found by tests/fuzz: Pillow's GIF and APNG writers fold a frame identical to the one
+    # before it into that one, and the verifier then looked for a frame the output lacked
+    # (the image was refused as "could not be processed (EOFError)").
+    data = _with_repeated_face_frame(fmt)
+    with Image.open(io.BytesIO(data)) as source:
+        assert source.n_frames >= 2  # the input really repeats the frame
+    result = sanitise(data)
+    x0, y0, x1, y1 = FACE
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert image.n_frames < source.n_frames
+        assert _dark_fraction(image, (x0 + 8, y0 + 8, x1 - 8, y1 - 8)) > 0.8
+    assert "no face detectable" in result.report.verification["faces"]

@@ -169,9 +169,30 @@ def _mask_animation(image_format, header, stripped, options, clock):
         masks += [(index, rect) for rect in rects]
     if not faces:
         return stripped.data, [], [], None
+    masked_frames, durations, masks = _merge_repeated_frames(masked_frames, durations, masks)
     with clock.lap("encode"):
         output = image_format.encode_frames(masked_frames, stripped.data, icc if options.keep_icc else None, durations, loop)
     return output, faces, masks, None
+
+
+def _merge_repeated_frames(frames: list[Image.Image], durations: list[int], masks: list) -> tuple[list[Image.Image], list[int], list]:
+    """Pillow's GIF and APNG writers fold a frame identical to the one before it into that
+    one (adding the durations), so the output has fewer frames than the input. Fold them
+    here first, so each mask names a frame the output really has (the verifier looks there)."""
+    kept: list[Image.Image] = []
+    kept_durations: list[int] = []
+    kept_index = []  # input frame -> output frame
+    for frame, duration in zip(frames, durations):
+        if kept and frame.mode == kept[-1].mode and frame.tobytes() == kept[-1].tobytes():
+            kept_durations[-1] += duration
+        else:
+            kept.append(frame)
+            kept_durations.append(duration)
+        kept_index.append(len(kept) - 1)
+    if len(kept) == len(frames):
+        return frames, durations, masks
+    merged = list(dict.fromkeys((kept_index[index], tuple(rect)) for index, rect in masks))  # identical frames, identical masks
+    return kept, kept_durations, merged
 
 
 def decode_frames(data: bytes, orientation: int, header: Header) -> tuple[list[Image.Image], list[int], int | None, bytes | None]:

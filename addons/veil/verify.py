@@ -122,7 +122,10 @@ def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: in
             for index, rect in masks:
                 by_frame.setdefault(index, []).append(rect)
             for index, rects in sorted(by_frame.items()):
-                image.seek(index)
+                try:
+                    image.seek(index)
+                except EOFError:  # the encoder merged frames the masks were counted on
+                    raise VerificationFailed(f"the masked animation has fewer frames than the {index + 1} masked") from None
                 image.load()
                 frame = image.convert("RGBA")
                 leftover += default_detector().find_in_regions(frame, rects, options.detection)
