@@ -112,6 +112,27 @@ def test_icc_kept_by_default_and_dropped_on_request(results, name):
     assert "icc" in dropped.report.metadata_removed
 
 
+@pytest.mark.parametrize("faces", [FaceMode.OFF, FaceMode.MASK])
+def test_an_icc_tag_that_holds_no_icc_profile_is_not_kept(faces):
+    # Found by tests/fuzz: a damaged offset made a TIFF's ICC tag point at its Artist tag,
+    # and the owner's name was written back into the cleaned TIFF as its "colour profile".
+    buffer = io.BytesIO()
+    fixtures.picture().save(buffer, "TIFF", icc_profile=f"owner={fixtures.SECRET_NAME}".encode() * 20)
+    result = sanitise(buffer.getvalue(), SanitiseOptions(faces=faces))
+    assert fixtures.SECRET_NAME.encode() not in result.data
+    assert not fixtures._open(result.data).info.get("icc_profile")
+    assert "icc" in result.report.metadata_removed and result.report.icc == "dropped"
+
+
+def test_an_icc_profile_is_cut_to_the_size_its_header_declares():
+    from veil.formats.base import icc_profile
+
+    profile = fixtures.icc_profile()
+    assert icc_profile(profile) == profile
+    assert icc_profile(profile + f"owner={fixtures.SECRET_NAME}".encode()) == profile
+    assert icc_profile(profile[:-1]) is None and icc_profile(b"") is None and icc_profile(None) is None
+
+
 def test_heif_keeps_the_primary_image_only(results):
     output = results["heif_dirty"].data
     container = isobmff.parse(output)

@@ -13,6 +13,7 @@ from PIL import Image
 from . import formats, verify
 from .errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge
 from .formats import Header, ImageFormat, Stripped
+from .formats.base import icc_profile
 from .options import FaceMode, SanitiseOptions
 from .report import Report, Result
 
@@ -117,7 +118,7 @@ def _mask_faces(image_format, header, stripped, options, clock, target: int | No
     with clock.lap("mask"):
         masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
     with clock.lap("encode"):
-        icc = upright.info.get("icc_profile") if options.keep_icc else None
+        icc = icc_profile(upright.info.get("icc_profile")) if options.keep_icc else None
         if target is None:
             output, lowered = image_format.encode(masked, stripped.data, icc), None
         else:
@@ -171,7 +172,7 @@ def _mask_animation(image_format, header, stripped, options, clock):
         return stripped.data, [], [], None
     masked_frames, durations, masks = _merge_repeated_frames(masked_frames, durations, masks)
     with clock.lap("encode"):
-        output = image_format.encode_frames(masked_frames, stripped.data, icc if options.keep_icc else None, durations, loop)
+        output = image_format.encode_frames(masked_frames, stripped.data, icc_profile(icc) if options.keep_icc else None, durations, loop)
     return output, faces, masks, None
 
 

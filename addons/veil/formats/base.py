@@ -92,6 +92,21 @@ class ImageFormat(ABC):
         raise UnsupportedFormat(f"masking faces in animated {self.name.upper()} images is not supported yet")
 
 
+_ICC_HEADER = 128 + 4  # the fixed header and the tag count
+
+
+def icc_profile(candidate: bytes | None) -> bytes | None:
+    """The colour profile a reader handed over, if it is shaped like one: an ICC header with
+    the 'acsp' signature and a size field that fits the bytes (which are cut to it); else None.
+    Readers hand over whatever bytes a file's ICC tag or box points at, and a damaged pointer
+    can point at other metadata (a TIFF Artist tag, found by fuzzing): Veil must not write
+    that back into a cleaned image as a colour profile."""
+    if not candidate or len(candidate) < _ICC_HEADER or bytes(candidate[36:40]) != b"acsp":
+        return None
+    declared = int.from_bytes(candidate[:4], "big")
+    return bytes(candidate[:declared]) if _ICC_HEADER <= declared <= len(candidate) else None
+
+
 def check_gap(name: str, data: bytes, length: int) -> int:
     """How many bytes must be added to `data` to reach `length`; refuses when it is longer."""
     gap = length - len(data)

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from ..errors import MalformedImage, UnsupportedFormat
 from . import exif, isobmff
-from .base import Header, ImageFormat, Stripped
+from .base import Header, ImageFormat, Stripped, icc_profile
 
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2"}
 AVIF_BRANDS = {b"avif", b"avis"}
@@ -134,7 +134,7 @@ class Heif(_IsoImage):
             raise MalformedImage(f"the HEIF image cannot be decoded: {str(error)[:120]}") from error
         # libheif has applied irot/imir: these pixels are what a viewer shows. An EXIF
         # Orientation must not be applied again (HEIF readers ignore it).
-        icc = primary.info.get("icc_profile")
+        icc = icc_profile(primary.info.get("icc_profile"))
         upright = image.copy()
         upright.info = {"icc_profile": icc} if icc else {}
         return upright, 1, exif_block
@@ -188,7 +188,7 @@ class Avif(_IsoImage):
             # Pillow turns the container's irot/imir into an EXIF Orientation: honour it once.
             orientation = image.getexif().get(exif.ORIENTATION_TAG, 1)
             orientation = orientation if orientation in range(1, 9) else 1
-            icc = image.info.get("icc_profile")
+            icc = icc_profile(image.info.get("icc_profile"))
             upright = ImageOps.exif_transpose(image)
         except Exception as error:
             raise MalformedImage(f"the AVIF image cannot be decoded: {str(error)[:120]}") from error

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, ImageSequence
 
 from ..errors import MalformedImage
 from . import exif
-from .base import Header, ImageFormat, Stripped
+from .base import Header, ImageFormat, Stripped, icc_profile
 
 MAX_PAGES = 1_000
 # Tags a decoder needs; everything else is metadata. Pillow/libtiff write a subset.
@@ -122,13 +122,15 @@ class Tiff(ImageFormat):
                 if tag not in DECODE_TAGS:
                     removed.add(_CATEGORY_TAGS.get(tag, "private-chunks"))
         orientation = _orientation(data, ifds[0][1])
-        pages, icc_seen = [], False
+        pages, icc_seen, icc_unreadable = [], False, False
         try:
             with Image.open(io.BytesIO(data), formats=["TIFF"]) as image:
                 for page in ImageSequence.Iterator(image):
                     page.load()
-                    icc = page.info.get("icc_profile")
-                    icc_seen |= bool(icc)
+                    found = page.info.get("icc_profile")
+                    icc = icc_profile(found)
+                    icc_seen |= bool(found)
+                    icc_unreadable |= bool(found) and icc is None
                     upright = ImageOps.exif_transpose(page)
                     bare = upright.copy()
                     bare.info = {"icc_profile": icc} if icc and keep_icc else {}
@@ -137,7 +139,7 @@ class Tiff(ImageFormat):
             raise MalformedImage(f"the TIFF image data cannot be decoded: {str(error)[:120]}") from error
         if len(pages) != len(ifds):
             raise MalformedImage(f"TIFF declares {len(ifds)} pages but {len(pages)} could be read")
-        if icc_seen and not keep_icc:
+        if icc_seen and (not keep_icc or icc_unreadable):
             removed.add("icc")
         encoded = self._write(pages)
         return Stripped(encoded, frozenset(removed), orientation, reencoded=True, pixels=pages[0] if len(pages) == 1 else None)
