@@ -116,7 +116,7 @@ def measure(name: str, proxy, uploads, clients: int, upstream) -> tuple[Measured
     log(f"{name}: done in {run.wall:.1f} s ({failed} not 2xx); stopping the proxy")
     survivors = load.stop_proxy(proxy)
     if survivors:
-        log(f"{name}: {len(survivors)} of its processes outlived mitmdump and were killed: {survivors}")
+        log(f"{name}: {len(survivors)} of its processes were still running 5 s after mitmdump exited; killed: {survivors}")
     return Measured(name, proxy, run, sampler, cpu_used, survivors, idle_wait), received
 
 
@@ -247,7 +247,7 @@ def run(args, tmp: Path, proxies: list) -> tuple[list[str], bool]:
         + (f"{statistics.median(clean_ms) / 1000:.2f} / {load.percentile(clean_ms, 99) / 1000:.2f} s |" if clean_ms else "– |"),
         f"| faces masked per image (audit), median | {statistics.median(r.get('faces') or 0 for r in audit):g} |" if audit else "| faces masked | – |",
         f"| wait for the workers to load before the clock started | {veil.idle_wait:.1f} s |",
-        f"| processes that outlived mitmdump after SIGTERM (killed by this script) | {len(veil.survivors)} |",
+        f"| its processes still running 5 s after mitmdump exited on SIGTERM (then killed by this script) | {len(veil.survivors)} |",
         "",
     ]
 

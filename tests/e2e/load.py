@@ -341,32 +341,36 @@ def process_tree(root: int) -> list[int]:
 
 
 def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks after boot), None when it is gone or a zombie."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in "ZX" else int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
 
 
-def stop_proxy(proxy: Proxy) -> list[int]:
-    """conftest.stop, then SIGKILL (by pid, checking it is still the same process) whatever of
-    the proxy's process tree outlived it, so no worker is left behind holding memory.
-    Returns the pids that had to be killed."""
+def stop_proxy(proxy: Proxy, grace: float = 5.0) -> list[int]:
+    """conftest.stop, then give the rest of the proxy's process tree (Veil's workers) `grace`
+    seconds to exit by themselves; SIGKILL (by pid, checking it is still the same process)
+    whatever is left, so no worker outlives a test holding memory. Returns those pids."""
     import signal
 
     from e2e.conftest import stop
 
     tree = [(pid, _start_time(pid)) for pid in process_tree(proxy.process.pid)[1:]]
     stop(proxy)
-    time.sleep(0.2)
-    survivors = []
-    for pid, started in tree:
-        if started is not None and _start_time(pid) == started:
-            survivors.append(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return survivors
+    deadline = time.monotonic() + grace
+    while True:
+        left = [pid for pid, started in tree if started is not None and _start_time(pid) == started]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 def _rss(pid: int) -> int | None:
