@@ -219,6 +219,17 @@ def test_an_image_outside_every_part_is_an_envelope_error(body, where):
         find_images(body, CONTENT_TYPE)
 
 
+@pytest.mark.parametrize("broken", [b"\n--", b"\r--", b"\r\nX--"])
+def test_a_boundary_line_without_its_proper_line_break_is_an_envelope_error(broken):
+    # Found by tests/fuzz: after "\n--boundary" Werkzeug and Go start a new part, Veil read
+    # on, and the file part they hand over reached the service uncleaned inside a text field.
+    body = form(field("purpose", b"vision"), file_field("file", "a.jpg", "image/jpeg", JPEG))
+    second = body.index(b"\r\n--" + BOUNDARY, 10)
+    damaged = body[:second] + broken + body[second + 4 :]
+    with pytest.raises(EnvelopeError, match="not a proper delimiter"):
+        find_images(damaged, CONTENT_TYPE)
+
+
 def test_form_without_images_applies_but_finds_nothing():
     assert find_images(form(field("purpose", b"vision")), CONTENT_TYPE) == ("multipart", [])
     assert find_images(b"--" + BOUNDARY + b"--\r\n", CONTENT_TYPE) == ("multipart", [])

@@ -55,7 +55,7 @@ def find_images(body: bytes, content_type: str | None, depth: int = 0) -> list[I
     if boundary is None:
         return None
     parts = parse_parts(body, boundary)
-    _refuse_images_outside_parts(body, boundary, parts)
+    _refuse_hidden_content(body, boundary, parts)
     slots: list[ImageSlot] = []
     for part, location in _locate(parts):
         slots.extend(_slots_in_part(body, part, location, depth))
@@ -88,16 +88,27 @@ def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
         at = content_end + 2
 
 
-def _refuse_images_outside_parts(body: bytes, boundary: bytes, parts: list[Part]) -> None:
-    """The preamble and the epilogue belong to no part: Veil does not clean them, yet they
-    travel to the service. They hold a line of text at most; an image there (a broken
-    first delimiter turns a whole file part into preamble) is refused, never passed on."""
+def _refuse_hidden_content(body: bytes, boundary: bytes, parts: list[Part]) -> None:
+    """Refuse a body in which another parser would find content Veil does not clean.
+
+    A line that is a delimiter in all but its line break (a bare LF or CR, or stray bytes
+    before it) is where Werkzeug, Go and other lenient parsers start a new part, while Veil
+    reads on: the part they hand over would never have been cleaned. And the preamble and
+    the epilogue belong to no part: they hold a line of text at most, yet travel to the
+    service; an image there (a broken first delimiter turns a file part into preamble) is
+    refused too."""
     dash_boundary = b"--" + boundary
-    if _is_delimiter_line(body, 0, dash_boundary):
-        preamble_end = 0
-    else:
-        preamble_end = _find_delimiter(body, b"\r\n" + dash_boundary, 0)
-    close = parts[-1].content_end + 2 if parts else preamble_end + (2 if preamble_end else 0)
+    first = 0 if _is_delimiter_line(body, 0, dash_boundary) else _find_delimiter(body, b"\r\n" + dash_boundary, 0) + 2
+    close = parts[-1].content_end + 2 if parts else first
+    delimiters = {first, close} | {part.content_end + 2 for part in parts}
+    near_miss = re.compile(re.escape(dash_boundary) + rb"(?:--|[ \t]*[\r\n])")
+    for found in near_miss.finditer(body, 0, close):
+        if found.start() not in delimiters:
+            raise EnvelopeError(
+                f"the multipart body has a boundary line at byte {found.start()} that is not a proper "
+                "delimiter (a bare line break or stray bytes before it), so its parts are ambiguous"
+            )
+    preamble_end = first - 2 if first else 0
     epilogue_start = close + len(dash_boundary) + 2
     for name, text in (("preamble", body[:preamble_end]), ("epilogue", body[epilogue_start:])):
         if _holds_image(text):
