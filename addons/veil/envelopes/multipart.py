@@ -10,6 +10,7 @@ carry an image as text: a data URL or base64 in a form field, or a part sent wit
 `Content-Transfer-Encoding: base64`; and a JSON part may hold base64 images of its own.
 """
 
+import binascii
 import re
 import urllib.parse
 from dataclasses import dataclass, replace
@@ -32,9 +33,13 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 MAX_NESTING = 8
 # The first bytes of every signature magic.looks_like_image knows (ISO media is found by
-# its "ftyp", four bytes in), and the start of a base64 or data-URL text long enough to hold one.
+# its "ftyp", four bytes in), and a run of base64 long enough to hold one.
 _IMAGE_START = re.compile(rb"\xff\xd8\xff|\x89PNG|GIF8|RIFF|II[*+]\x00|MM\x00[*+]|BM|ftyp|P[1-6]|\x00\x00\x00\x0c|\xff\x4f\xff")
-_TEXT_START = re.compile(rb"(?:data:[!-+\--:<-~]{0,200};base64,)?[A-Za-z0-9+/_-]{16}", re.IGNORECASE)
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}")
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# JSON escapes a serialiser may put in base64 text; any other escape just ends a run.
+_JSON_ESCAPE = re.compile(rb"\\(?:/|u002[fFbB])")
+_JSON_ESCAPED = {rb"\/": b"/", rb"\u002f": b"/", rb"\u002F": b"/", rb"\u002b": b"+", rb"\u002B": b"+"}
 
 
 @dataclass(frozen=True)
@@ -116,11 +121,18 @@ def _refuse_hidden_content(body: bytes, boundary: bytes, parts: list[Part]) -> N
 
 
 def _holds_image(text: bytes) -> bool:
+    """Image magic anywhere in `text`, raw or at the start of a run of base64 (which may sit
+    in a JSON string, its slashes and line breaks escaped)."""
     for found in _IMAGE_START.finditer(text):
         at = found.start() - 4 if found.group() == b"ftyp" else found.start()
         if at >= 0 and looks_like_image(text[at : at + HEAD_BYTES]):
             return True
-    return any(json_base64.looks_like_text_image(text[found.start() : found.start() + 512]) for found in _TEXT_START.finditer(text))
+    unescaped = _JSON_ESCAPE.sub(lambda escape: _JSON_ESCAPED[escape.group()], text)
+    for found in _BASE64_RUN.finditer(unescaped):
+        run = found.group()[:HEAD_BYTES]
+        if looks_like_image(binascii.a2b_base64(run[: len(run) // 4 * 4].translate(_URLSAFE_TO_STANDARD))):
+            return True
+    return False
 
 
 def _is_delimiter_line(body: bytes, at: int, dash_boundary: bytes) -> bool:
