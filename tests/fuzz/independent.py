@@ -51,8 +51,11 @@ def _in_json(body: bytes, depth: int) -> list[bytes]:
     try:
         documents = [json.loads(body, strict=False)]
     except (ValueError, RecursionError):
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) < 2:
+            return []
         try:  # JSON Lines: every line a document
-            documents = [json.loads(line, strict=False) for line in body.splitlines() if line.strip()]
+            documents = [json.loads(line, strict=False) for line in lines]
         except (ValueError, RecursionError):
             return []
     found = []
