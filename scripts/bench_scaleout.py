@@ -5,8 +5,10 @@ Run it through scripts/bench_scaleout (which sets up .venv first). Markdown goes
 progress to stderr. Every number in one output comes from the same run on the same
 machine; ratios are against the first row (one instance, clients straight to it).
 
-Three set-ups, each measured with the same clients (8 by default, each a keep-alive HTTPS
-connection, as SDKs hold them) uploading the same photo until N uploads are done:
+Three set-ups, all running at once, each measured with the same clients (8 by default, each
+a keep-alive HTTPS connection, as SDKs hold them) uploading the same photo. The N uploads of
+a row are done in R rounds (3 by default), the set-ups taking turns in a different order each
+round, so that other work on the machine falls on every row alike:
 
 1. one Veil instance, clients connect to it directly (the baseline);
 2. the same instance behind HAProxy (deploy/haproxy/haproxy.cfg, as tests/e2e/haproxy.py
@@ -179,23 +181,41 @@ class TreeCpu:
 
 @dataclass
 class Result:
+    """One row: the uploads of all its rounds; CPU as core-seconds, shown per second of wall."""
+
     setup: str
     photo: PhotoSet
-    uploads: list[Upload]
-    wall: float
-    cores: dict[str, float]
-    machine_cores: float
+    uploads: list[Upload] = field(default_factory=list)
+    active: float = 0.0  # seconds from each round's first start to its last end, summed
+    wall: float = 0.0
+    core_seconds: dict[str, float] = field(default_factory=dict)
+    machine_seconds: float = 0.0
     per_instance: list[int] = field(default_factory=list)
+
+    def add(self, uploads: list[Upload], wall: float, cores: dict[str, float], machine: float, per_instance: list[int]):
+        self.uploads += uploads
+        if uploads:
+            self.active += max(u.end for u in uploads) - min(u.start for u in uploads)
+        self.wall += wall
+        for name, value in cores.items():
+            self.core_seconds[name] = self.core_seconds.get(name, 0.0) + value * wall
+        self.machine_seconds += machine * wall
+        self.per_instance = [a + b for a, b in zip(self.per_instance, per_instance)] if self.per_instance else per_instance
+
+    @property
+    def cores(self) -> dict[str, float]:
+        return {name: value / self.wall for name, value in self.core_seconds.items()}
+
+    @property
+    def machine_cores(self) -> float:
+        return self.machine_seconds / self.wall
 
     @property
     def ok(self) -> list[Upload]:
         return [u for u in self.uploads if u.status == 200]
 
     def per_minute(self) -> float:
-        if not self.ok:
-            return 0.0
-        span = max(u.end for u in self.uploads) - min(u.start for u in self.uploads)
-        return 60 * len(self.ok) / span
+        return 60 * len(self.ok) / self.active if self.ok else 0.0
 
     def pct(self, q: float) -> float | None:
         import numpy as np
@@ -229,13 +249,23 @@ def start_front(children: Children, tmp: Path, instances) -> object:
     return haproxy
 
 
-def measure(setup: str, front_url: str, ca: Path, photo: PhotoSet, photo_file: Path, clients: int, count: int,
-            instances, upstream_pid: int, haproxy=None) -> Result:  # fmt: skip
-    log(f"{setup}, {photo.name}: warm-up, then {count} uploads by {clients} clients")
-    warm = upload_batch(front_url, ca, photo_file, clients, clients * 2)
+@dataclass
+class Setup:
+    name: str
+    front_url: str
+    instances: list
+    haproxy: object | None = None
+
+
+def warm_up(setup: Setup, ca: Path, photo_file: Path, clients: int) -> None:
+    warm = upload_batch(setup.front_url, ca, photo_file, clients, clients * 2)
     if any(u.status != 200 for u in warm):
         bad = next(u for u in warm if u.status != 200)
-        raise RuntimeError(f"a warm-up upload failed: HTTP {bad.status} {bad.error}")
+        raise RuntimeError(f"a warm-up upload through {setup.name} failed: HTTP {bad.status} {bad.error}")
+
+
+def measure(setup: Setup, row: Result, ca: Path, photo_file: Path, clients: int, count: int, upstream_pid: int) -> None:
+    front_url, instances, haproxy = setup.front_url, setup.instances, setup.haproxy
     before = [len(proxy.audit_records()) for proxy, _ in instances]
     roots = {f"Veil {i + 1} (proxy + workers)": [proxy.process.pid] for i, (proxy, _) in enumerate(instances)}
     if haproxy:
@@ -251,7 +281,7 @@ def measure(setup: str, front_url: str, ca: Path, photo: PhotoSet, photo_file: P
     cores["clients"] = (after.ru_utime + after.ru_stime - reaped.ru_utime - reaped.ru_stime) / wall
     time.sleep(0.3)
     per_instance = [len(proxy.audit_records()) - b for (proxy, _), b in zip(instances, before)]
-    return Result(setup, photo, uploads, wall, cores, machine, per_instance)
+    row.add(uploads, wall, cores, machine, per_instance)
 
 
 # --------------------------------------------------------------------------- the run
@@ -289,27 +319,33 @@ def run(args, children: Children, tmp: Path) -> list[str]:
     upstream_pid = children.others[0].pid
     count = {p.name: (args.uploads or (p.quick_uploads if args.quick else p.uploads)) for p in photos}
 
-    results: list[Result] = []
-    log(f"one instance with {workers} workers")
+    log(f"starting one instance with {workers} workers, two with {workers_each} each, and two HAProxies")
     one = start_instances(children, tmp / "one", upstream_port, 1, workers, confdir)
-    front = start_front(children, tmp / "one-haproxy", one)
-    for photo in photos:
-        results.append(measure("1 instance, direct", one[0][0].url, ca, photo, files[photo.name], args.clients,
-                               count[photo.name], one, upstream_pid))  # fmt: skip
-        results.append(measure("1 instance behind HAProxy", front.url, ca, photo, files[photo.name], args.clients,
-                               count[photo.name], one, upstream_pid, front))  # fmt: skip
-    front.stop()
-    for proxy, _ in one:
-        stop(proxy)
-
-    log(f"two instances with {workers_each} workers each")
     two = start_instances(children, tmp / "two", upstream_port, 2, workers_each, confdir)
-    front = start_front(children, tmp / "two-haproxy", two)
+    setups = [
+        Setup("1 instance, direct", one[0][0].url, one),
+        Setup("1 instance behind HAProxy", "", one, start_front(children, tmp / "one-haproxy", one)),
+        Setup("2 instances behind HAProxy", "", two, start_front(children, tmp / "two-haproxy", two)),
+    ]
+    for setup in setups[1:]:
+        setup.front_url = setup.haproxy.url
+    results: list[Result] = []
     for photo in photos:
-        results.append(measure("2 instances behind HAProxy", front.url, ca, photo, files[photo.name], args.clients,
-                               count[photo.name], two, upstream_pid, front))  # fmt: skip
-    front.stop()
-    for proxy, _ in two:
+        rows = {setup.name: Result(setup.name, photo) for setup in setups}
+        for setup in setups:
+            log(f"{setup.name}, {photo.name}: warm-up")
+            warm_up(setup, ca, files[photo.name], args.clients)
+        per_round = [count[photo.name] // args.rounds + (i < count[photo.name] % args.rounds) for i in range(args.rounds)]
+        for index, batch in enumerate(per_round):
+            order = setups[index % len(setups):] + setups[: index % len(setups)]
+            for setup in order:
+                log(f"{photo.name}, round {index + 1}/{args.rounds}: {batch} uploads through {setup.name}")
+                measure(setup, rows[setup.name], ca, files[photo.name], args.clients, batch, upstream_pid)
+        results += rows.values()
+    for setup in setups:
+        if setup.haproxy:
+            setup.haproxy.stop()
+    for proxy, _ in one + two:
         stop(proxy)
 
     # ---- tables
@@ -330,7 +366,9 @@ def run(args, children: Children, tmp: Path) -> list[str]:
         f"(veil_workers={workers_each}): {workers} vs {2 * workers_each} cleaning processes in all.",
         "- HAProxy: deploy/haproxy/haproxy.cfg (TCP mode, leastconn, /readyz checks) with the servers moved to "
         "127.0.0.1, as tests/e2e/haproxy.py runs it. One CA shared by every instance; one audit log each.",
-        "- Throughput: successful uploads ÷ (last end − first start). Latency: each whole upload request.",
+        f"- Each row: its uploads in {args.rounds} rounds, the three set-ups taking turns in a rotating order "
+        "(all three running throughout; the idle ones use no CPU to speak of).",
+        "- Throughput: successful uploads ÷ the rounds' time from first start to last end. Latency: each whole upload request.",
         "",
     ]
     for photo in photos:
@@ -376,13 +414,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--uploads", type=int, help="uploads per row (default: 400 small, 48 of 12 MP)")
     parser.add_argument("--workers", type=int, help="cleaning workers in all (default: the number of CPUs)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per row, set-ups taking turns (default 3)")
     parser.add_argument("--photos", nargs="+", choices=[p.name for p in PHOTOS], default=[p.name for p in PHOTOS])
     parser.add_argument("--_clients", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._clients:
         run_clients(args._clients)
         return 0
-    for name in ("clients", "uploads", "workers"):
+    for name in ("clients", "uploads", "workers", "rounds"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
 
