@@ -120,18 +120,26 @@ def parts(body: bytes, content_type: str | None) -> list[tuple[bytes, int, int]]
 
 
 def opaque_spans(body: bytes, content_type: str | None, depth: int = 0) -> list[tuple[int, int]]:
-    """Spans of multipart part contents that no parser hands over as an image and no
-    decoder reads as one: a form field or a file whose first bytes are no image, no
-    base64 image, no JSON and no multipart (bytes of an image further in, after a broken
-    delimiter turned a file part into a text field's tail, are data, not an image)."""
+    """Spans of a body that no parser hands over as an image and no decoder reads as one:
+    multipart part contents (or a whole body no server splits, its type naming no
+    boundary) whose first bytes are no image, no base64 image, no JSON and no multipart.
+    Bytes of an image further in (a broken delimiter turned a file part into the tail of a
+    text field) are data there, not an image."""
+    if _boundary(content_type) is None:
+        return [] if _presented(body) else [(0, len(body))]
     spans = []
     for headers, start, end in parts(body, content_type):
         content = body[start:end]
         if depth < MAX_DEPTH and _boundary(_header(headers, "content-type")):
             spans += [(start + a, start + b) for a, b in opaque_spans(content, _header(headers, "content-type"), depth + 1)]
-        elif not (is_image(content) or _in_text(content) or content.lstrip()[:1] in (b"{", b"[")):
+        elif not _presented(content):
             spans.append((start, end))
     return spans
+
+
+def _presented(content: bytes) -> bool:
+    """Does a server hand this over as something that is, or holds, an image?"""
+    return is_image(content) or bool(_in_text(content)) or content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
 
 
 def _split_part(body: bytes, start: int, end: int) -> tuple[bytes, int]:
