@@ -217,6 +217,12 @@ class Result:
     def per_minute(self) -> float:
         return 60 * len(self.ok) / self.active if self.ok else 0.0
 
+    def per_core_minute(self) -> float | None:
+        """Photos per minute for each core Veil's processes used: the throughput with the CPU
+        that other work took (or left) on a shared machine divided out."""
+        veil = sum(value for name, value in self.cores.items() if name.startswith("Veil"))
+        return 60 * len(self.ok) / (veil * self.wall) if veil and self.ok else None
+
     def pct(self, q: float) -> float | None:
         import numpy as np
 
@@ -368,7 +374,9 @@ def run(args, children: Children, tmp: Path) -> list[str]:
         "127.0.0.1, as tests/e2e/haproxy.py runs it. One CA shared by every instance; one audit log each.",
         f"- Each row: its uploads in {args.rounds} rounds, the three set-ups taking turns in a rotating order "
         "(all three running throughout; the idle ones use no CPU to speak of).",
-        "- Throughput: successful uploads ÷ the rounds' time from first start to last end. Latency: each whole upload request.",
+        "- Throughput: successful uploads ÷ the rounds' time from first start to last end. Latency: each whole upload request. "
+        "Per Veil core: the same uploads ÷ the CPU time of Veil's processes (proxy, forkserver, workers) in those rounds: "
+        "what each set-up makes of the CPU it got, whatever else ran on the machine.",
         "",
     ]
     for photo in photos:
@@ -377,8 +385,9 @@ def run(args, children: Children, tmp: Path) -> list[str]:
         out += [
             f"#### {photo.label}: {count[photo.name]} uploads per row",
             "",
-            "| Set-up | uploads OK | photos / min | p50 ms | p99 ms | max ms | throughput ratio | p50 ratio | p99 ratio | uploads per instance (audit) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+            "| Set-up | uploads OK | photos / min | p50 ms | p99 ms | max ms | throughput ratio | p50 ratio | p99 ratio "
+            "| Veil cores used | photos / min per Veil core | per-core ratio | uploads per instance (audit) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
         ]
         for r in rows:
             failed = len(r.uploads) - len(r.ok)
@@ -387,7 +396,10 @@ def run(args, children: Children, tmp: Path) -> list[str]:
                 f"| {'**' + r.setup + '**' if r is base else r.setup} | {len(r.ok)}{f' ({failed} failed)' if failed else ''} | "
                 f"{r.per_minute():.1f} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(99))} | {fmt_ms(longest)} | "
                 f"{fmt_ratio(ratio(r.per_minute(), base.per_minute()))} | {fmt_ratio(ratio(r.pct(50), base.pct(50)))} | "
-                f"{fmt_ratio(ratio(r.pct(99), base.pct(99)))} | {' / '.join(map(str, r.per_instance))} |"
+                f"{fmt_ratio(ratio(r.pct(99), base.pct(99)))} | "
+                f"{sum(v for n, v in r.cores.items() if n.startswith('Veil')):.2f} | "
+                f"{'–' if r.per_core_minute() is None else f'{r.per_core_minute():.1f}'} | "
+                f"{fmt_ratio(ratio(r.per_core_minute(), base.per_core_minute()))} | {' / '.join(map(str, r.per_instance))} |"
             )
         out.append("")
         for r in rows:
