@@ -262,7 +262,7 @@ def run(args, tmp: Path, proxies: list) -> tuple[list[str], bool]:
         others = max(0.0, measured.machine_cores - measured.tree_cores - measured.own_cores)
         out.append(
             f"CPU during the {measured.name} run ({measured.wall_cpu:.1f} s), in cores of {affinity}: "
-            f"{measured.name} (mitmdump and its worker processes) {measured.tree_cores:.2f}, clients + upstream (this process) "
+            f"{measured.name} (mitmdump and its child processes) {measured.tree_cores:.2f}, clients + upstream (this process) "
             f"{measured.own_cores:.2f}; whole machine {measured.machine_cores:.2f}, of which processes outside this "
             f"test ≈ {others:.2f}" + (" — **other work on the machine competed with this run**" if others > 0.25 else "") + "."
         )
