@@ -2,8 +2,10 @@
 
 Three independent looks, none of them the code that wrote the image:
 - the secrets the seed carried must not be in its bytes, except inside the structures
-  that carry pixels (carriers.py): a mutation can move a comment into a quantisation
-  table or a trailer into a BMP raster, and pixel data is not metadata;
+  that carry pixels (carriers.py) or inside the colour profile Veil keeps by design: a
+  mutation can move a comment into a quantisation table, a trailer into a BMP raster or
+  an Artist tag into the bytes a TIFF's ICC tag points at, and none of that is metadata
+  anybody reads;
 - the verifier (verify.py: the format's own allow-list walk plus Pillow's view) must
   accept it as it stands;
 - Pillow must open it. Its pixels must decode too, unless the input's were damaged: a
@@ -78,7 +80,7 @@ def declared_orientation(image_bytes: bytes) -> int:
 class Judgement:
     problems: list[str]  # why the image is not clean; empty when it is
     pixels_decode: bool  # False: Pillow opens it but its pixel data is damaged
-    secret_in_image_data: bool = False  # a mutation moved a secret into pixel data (allowed)
+    secret_in_image_data: bool = False  # a mutation moved a secret into pixel or colour data (allowed)
 
 
 def judge(image_bytes: bytes, secrets: tuple[bytes, ...], orientation: int | None = None) -> Judgement:
@@ -112,17 +114,28 @@ def _secrets_outside_image_data(image_bytes: bytes, secrets: tuple[bytes, ...], 
     quantisation table, a scan, IDAT, a VP8 bitstream, LZW data, the ICC profile Veil
     keeps) was put there by a mutation and is no metadata anybody reads."""
     image_data = carriers.spans(image_bytes)
+    profile = _icc_profile(image_bytes)
     left, moved = [], False
     for secret in secrets:
         at = image_bytes.find(secret)
         while at >= 0:
-            if carriers.inside(at, len(secret), image_data) or (pixels is not None and secret in pixels):
+            if carriers.inside(at, len(secret), image_data) or secret in profile or (pixels is not None and secret in pixels):
                 moved = True
             else:
                 left.append(secret)
                 break
             at = image_bytes.find(secret, at + 1)
     return left, moved
+
+
+def _icc_profile(image_bytes: bytes) -> bytes:
+    """The colour profile as Pillow reads it: Veil keeps it by design (keep_icc), whatever
+    bytes a mutation has moved into it."""
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            return image.info.get("icc_profile") or b""
+    except Exception:  # noqa: BLE001
+        return b""
 
 
 def _describe(secret: bytes) -> str:

@@ -4,13 +4,20 @@ multipart splitter that accepts bare LF or CR line breaks and nested multipart p
 Werkzeug, Go and Apache Commons FileUpload do), and base64 decoded the forgiving way
 (whitespace ignored, padding optional, either alphabet).
 
-If one of these images is dirty after Veil forwarded the body, Veil missed it.
+If one of these images is dirty after Veil forwarded the body, Veil missed it. (Veil's
+format sniffer is used only to say that bytes are an image, never whether it is clean.)
 """
 
 import base64
 import binascii
+import io
 import json
 import re
+
+from PIL import Image
+
+from veil import formats
+from veil.errors import SanitiseError
 
 MAX_DEPTH = 8
 # Two-byte JPEG start (what libjpeg checks), the other formats' signatures.
@@ -21,7 +28,20 @@ _BOUNDARY_PARAMETER = re.compile(r'boundary\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.I
 
 
 def is_image(data: bytes) -> bool:
-    return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:8] == b"ftyp"
+    """Starts like an image, and Pillow or Veil can read it as one (two bytes of JPEG
+    magic alone are no image anybody decodes)."""
+    if not (data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:8] == b"ftyp"):
+        return False
+    try:
+        Image.open(io.BytesIO(data))
+        return True
+    except Exception:  # noqa: BLE001 - Pillow fails in many ways; then ask Veil's sniffer
+        pass
+    try:
+        formats.sniff(data)
+        return True
+    except SanitiseError:
+        return False
 
 
 def images_in(body: bytes, content_type: str | None, depth: int = 0) -> list[bytes]:
@@ -139,7 +159,15 @@ def opaque_spans(body: bytes, content_type: str | None, depth: int = 0) -> list[
 
 def _presented(content: bytes) -> bool:
     """Does a server hand this over as something that is, or holds, an image?"""
-    return is_image(content) or bool(_in_text(content)) or content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
+    return is_image(content) or bool(_in_text(content)) or _is_json(content)
+
+
+def _is_json(content: bytes) -> bool:
+    try:
+        json.loads(content, strict=False)
+        return True
+    except (ValueError, RecursionError):
+        return False
 
 
 def _split_part(body: bytes, start: int, end: int) -> tuple[bytes, int]:
