@@ -34,7 +34,6 @@ import platform
 import resource
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile

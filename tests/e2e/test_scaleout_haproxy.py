@@ -7,6 +7,7 @@ Every upload is a new client and a new TLS connection that trusts only the share
 certificate, so an instance with a CA of its own would fail the uploads it got."""
 
 import hashlib
+import ssl
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,6 @@ def http_client_module():
 def upload(front_url: str, ca_file: Path, photo: bytes) -> int:
     """One upload on a client of its own: a new TCP connection, so HAProxy chooses again."""
     httpx = http_client_module()
-    import ssl
-
     context = ssl.create_default_context(cafile=str(ca_file))
     with httpx.Client(proxy=front_url, verify=context, timeout=60, trust_env=False) as client:
         response = client.post(FILES_URL, content=photo, headers={"Content-Type": "application/octet-stream",
@@ -77,6 +76,8 @@ def test_uploads_through_haproxy_are_spread_over_instances_and_all_cleaned(tmp_p
             backends = [Backend(name, proxy.port, metrics_port) for name, proxy, metrics_port in instances]
             haproxy = start_haproxy(binary, tmp_path / "haproxy", free_port(), backends)
             haproxy.wait_until_up([b.name for b in backends])
+            # Up by an HTTP answer from /readyz (L7OK), not merely an open port (L4OK).
+            assert {row["check_status"] for row in haproxy.servers().values()} == {"L7OK"}
 
             ca_file = shared_ca / "mitmproxy-ca-cert.pem"
             with ThreadPoolExecutor(4) as pool:
