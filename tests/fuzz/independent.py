@@ -141,14 +141,14 @@ def parts(body: bytes, content_type: str | None) -> list[tuple[bytes, int, int]]
 
 def opaque_spans(body: bytes, content_type: str | None, depth: int = 0) -> list[tuple[int, int]]:
     """Spans of a body that no parser hands over as an image and no decoder reads as one:
-    multipart part contents (or a whole body no server splits, its type naming no
-    boundary) whose first bytes are no image, no base64 image, no JSON and no multipart.
+    multipart part contents (or a whole body no server splits into parts) whose first bytes are no image, no base64 image, no JSON and no multipart.
     Bytes of an image further in (a broken delimiter turned a file part into the tail of a
     text field) are data there, not an image."""
-    if _boundary(content_type) is None:
+    split = parts(body, content_type)
+    if not split:  # no server splits it: its type names no boundary, or one it never uses
         return [] if _presented(body) else [(0, len(body))]
     spans = []
-    for headers, start, end in parts(body, content_type):
+    for headers, start, end in split:
         content = body[start:end]
         if depth < MAX_DEPTH and _boundary(_header(headers, "content-type")):
             spans += [(start + a, start + b) for a, b in opaque_spans(content, _header(headers, "content-type"), depth + 1)]

@@ -8,11 +8,13 @@ readable message. The proxy never dies, still serves a plain request at the end,
 log holds no Python traceback.
 """
 
+import base64
 import gzip
 import http.client
 import json
 import zlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from veil.envelopes import NO_ENVELOPE, find_images
 from . import checks, independent, stats
 from .bodies import Body, damaged, json_bodies, multipart_bodies, raw_bodies
 from .profiles import examples
+from .seeds import envelope_seeds
 
 PROP = "proxy (mitmdump + Veil)"
 ROUTES = (("/v1/chat/completions", json_bodies()), ("/v1/files", multipart_bodies()), ("/v1/files", raw_bodies()))
@@ -103,7 +106,13 @@ def _check_blocked(sent: Sent, status: int, headers: dict, answer: bytes) -> Non
 
 def _check_forwarded(sent: Sent, received) -> str:
     """What the service received must be clean; returns how it was forwarded."""
-    body = _decoded(received.body, received.headers)
+    try:
+        body = _decoded(received.body, received.headers)
+    except (OSError, EOFError, zlib.error):
+        # A Content-Encoding the service cannot decode either (mitmproxy reads one byte of
+        # "gzip" as nothing): the service sees no image, but the bytes must hold no secret.
+        assert not checks.secrets_in_body(received.body, sent.body.secrets), f"{sent!r}: the service received a secret"
+        return "forwarded, undecodable for the service too"
     dirty = [problem for image in independent.images_in(body, received.headers.get("content-type")) for problem in checks.judge(image, sent.body.secrets).problems]
     assert not dirty, f"{sent!r}: the service received an image that is not clean: {dirty}"
     envelope, _ = find_images(body, received.headers.get("content-type"))
@@ -160,3 +169,28 @@ def _answered_or_blocked(proxy, upstream, client, sent: Sent) -> None:
         return
     assert status == 200 and len(upstream.received) == 1, f"{sent!r}: answered {status} neither by Veil nor by the service"
     stats.count(PROP, _check_forwarded(sent, upstream.received[0]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found while fuzzing, not yet fixed: addon._decoded_body relies on mitmproxy's gzip decoder, which stops "
+    "after the first gzip member, while Python, Go and Node decode them all; Veil inspects half the body",
+)
+def test_a_gzip_body_in_two_members_is_inspected_whole(tmp_path_factory):
+    seed = next(seed for seed in envelope_seeds() if seed.name == "jpeg_exif")
+    document = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(seed.data).decode()}}]}]}).encode()
+    cut = document.index(b"data:")
+    body = gzip.compress(document[:cut]) + gzip.compress(document[cut:])  # one gzip stream may hold several members
+    assert gzip.decompress(body) == document
+    with RecordingUpstream() as upstream:
+        proxy = start_mitmdump(tmp_path_factory.mktemp("gzip-proxy"), upstream.port, DEFAULT_POLICY, "--set", "veil_workers=1")
+        client = Client(proxy)
+        try:
+            status, headers, _ = client.post("/v1/chat/completions", body, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        finally:
+            client.close()
+            stop(proxy)
+    if headers.get("x-veil"):
+        return  # refused: nothing reached the service
+    received = gzip.decompress(upstream.received[-1].body)
+    assert not checks.secrets_in_body(received, seed.secrets)
