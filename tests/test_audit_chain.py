@@ -287,3 +287,17 @@ def test_the_repair_record_stays_in_the_file_of_the_fragment_even_when_it_is_ful
     verdict = verify(files.chain_files([tmp_path]))
     assert verdict.intact, verdict.problem
     assert verdict.notes[0].endswith(f"line {RECORDS}: a record cut off mid-write, recorded by line {RECORDS + 1} when the writer restarted")
+
+
+def test_logs_of_several_instances_in_one_folder_are_separate_chains(tmp_path, capsys):
+    write_log(tmp_path / "audit-81.jsonl", count=4, rotation=audit.Rotation(max_bytes=1))  # rotated files too
+    write_log(tmp_path / "audit-82.jsonl", count=3)
+    assert [len(group) for group in files.chains([tmp_path])] == [4, 1]
+    assert main(["audit", "verify", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK: audit-81.jsonl: 4 records in 4 file(s)" in out and "OK: audit-82.jsonl: 3 records in 1 file(s)" in out
+    edited = tmp_path / "audit-82.jsonl"
+    edited.write_bytes(edited.read_bytes().replace(b'"POST"', b'"PUT"', 1))
+    assert main(["audit", "verify", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "OK: audit-81.jsonl" in out and f"BROKEN: audit-82.jsonl: {edited} line 1: hash does not match" in out

@@ -59,6 +59,11 @@ def _time_arguments(parser):
     parser.add_argument("--until", help="before this time (exclusive), same forms")
 
 
+def _chains(args) -> list[list[Path]]:
+    _paths(args)  # the same checks and messages
+    return files.chains(args.files)
+
+
 def _paths(args) -> list[Path]:
     paths = files.chain_files(args.files)
     missing = [str(path) for path in paths if not path.is_file()]
@@ -103,14 +108,16 @@ def _adapter(command):
 
 @_adapter
 def _verify(args) -> int:
-    verdict = verify.verify(_paths(args))
+    verdict = verify.verify_chains(_chains(args))
     for note in verdict.notes:
         print(f"note: {note}")
-    if not verdict.intact:
-        print(f"BROKEN: {verdict.problem}")
-        return EXIT_BROKEN
-    print(f"OK: {verdict.records:,} records in {len(verdict.files)} file(s), chain intact; last hash {verdict.last_hash}")
-    return 0
+    for chain in verdict.chains or [verdict]:
+        which = f"{files.log_name(chain.files[-1])}: " if verdict.chains else ""
+        if chain.intact:
+            print(f"OK: {which}{chain.records:,} records in {len(chain.files)} file(s), chain intact; last hash {chain.last_hash}")
+        else:
+            print(f"BROKEN: {which}{chain.problem}")
+    return 0 if verdict.intact else EXIT_BROKEN
 
 
 @_adapter
@@ -179,7 +186,7 @@ def _show(args) -> int:
 @_adapter
 def _report(args) -> int:
     paths = _paths(args)
-    verdict = verify.verify(paths)  # a second streaming pass: the banner covers the whole files
+    verdict = verify.verify_chains(files.chains(args.files))  # a second streaming pass: the banner covers the whole files
     data = html_report.gather(records.select(records.read_records(paths), _filter(args)))
     page = html_report.render(data, verdict)
     try:

@@ -48,6 +48,20 @@ def chain_files(paths: list[str | Path]) -> list[Path]:
     return ordered
 
 
+def chains(paths: list[str | Path]) -> list[list[Path]]:
+    """chain_files, grouped into one list per log: `audit-a.jsonl` and its rotated files are
+    one chain, `audit-b.jsonl` (another instance's log in the same folder) another."""
+    groups: dict[str, list[Path]] = {}
+    for path in chain_files(paths):
+        groups.setdefault(str(path.parent / log_name(path)), []).append(path)
+    return list(groups.values())
+
+
+def log_name(path: Path) -> str:
+    """The active file's name a (possibly rotated) file belongs to: `audit.jsonl.3` → `audit.jsonl`."""
+    return re.sub(r"\.\d+$", "", path.name) if re.search(r"\.jsonl\.\d+$", path.name) else path.name
+
+
 def numbered_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     """(line number from 1, the line without its newline, whether it had one), streaming."""
     with open(path, "rb") as handle:

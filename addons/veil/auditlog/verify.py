@@ -1,4 +1,5 @@
-"""Checking the hash chain of one log (its files in rotation order), streaming.
+"""Checking the hash chain of one log (its files in rotation order), streaming; several
+logs (one per proxy instance) are separate chains, each checked on its own.
 
 The verdict names the first line that breaks the chain, and what kind of change
 explains it: an edited record (its hash no longer matches its content), a record
@@ -20,6 +21,7 @@ class Verdict:
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
     last_hash: str | None = None
+    chains: list["Verdict"] = field(default_factory=list)  # one per log, when there are several
 
     @property
     def intact(self) -> bool:
@@ -47,6 +49,21 @@ def verify(paths: list[Path]) -> Verdict:
             verdict.notes.append(f"{path}: empty")
     verdict.last_hash = previous.link.hash if previous else None
     return verdict
+
+
+def verify_chains(groups: list[list[Path]]) -> Verdict:
+    """Each log checked as its own chain (several instances' logs side by side); one verdict
+    for all of them: intact only if every chain is, its problem the first chain's problem."""
+    verdicts = [verify(group) for group in groups]
+    if len(verdicts) == 1:
+        return verdicts[0]
+    combined = Verdict(files=[path for group in groups for path in group])
+    for verdict in verdicts:
+        combined.records += verdict.records
+        combined.notes += verdict.notes
+        combined.problem = combined.problem or verdict.problem
+    combined.chains = verdicts
+    return combined
 
 
 def _verify_file(path: Path, previous: _Previous | None, verdict: Verdict) -> _Previous | None:
