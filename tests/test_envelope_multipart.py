@@ -213,6 +213,7 @@ def test_multipart_nested_beyond_the_depth_guard_is_an_envelope_error():
         (form(field("purpose", b"vision"), epilogue=b"\r\nimage=" + base64.b64encode(JPEG)), "epilogue"),
         (b"note: data:image/png;base64," + base64.b64encode(PNG) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
         (b'{"image": "' + base64.b64encode(JPEG).replace(b"/", rb"\/") + b'\\n"}\r\n' + form(field("purpose", b"vision")), "preamble"),
+        (b"\r\n".join(base64.b64encode(PNG)[at : at + 4] for at in range(0, 64, 4)) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
     ],
 )
 def test_an_image_outside_every_part_is_an_envelope_error(body, where):

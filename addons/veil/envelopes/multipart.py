@@ -39,6 +39,7 @@ _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 # JSON escapes a serialiser may put in base64 text; any other escape just ends a run.
 _JSON_ESCAPE = re.compile(rb"\\(?:/|u002[fFbB])")
+_LINE_BREAK = re.compile(rb"\r|\n|\\r|\\n")  # raw, or escaped in a JSON string
 _JSON_ESCAPED = {rb"\/": b"/", rb"\u002f": b"/", rb"\u002F": b"/", rb"\u002b": b"+", rb"\u002B": b"+"}
 
 
@@ -121,14 +122,15 @@ def _refuse_hidden_content(body: bytes, boundary: bytes, parts: list[Part]) -> N
 
 
 def _holds_image(text: bytes) -> bool:
-    """Image magic anywhere in `text`, raw or at the start of a run of base64 (which may sit
-    in a JSON string, its slashes and line breaks escaped)."""
+    """Image magic anywhere in `text`, raw or at the start of a run of base64 (which may be
+    wrapped in lines, or sit in a JSON string with its slashes and line breaks escaped)."""
     for found in _IMAGE_START.finditer(text):
         at = found.start() - 4 if found.group() == b"ftyp" else found.start()
         if at >= 0 and looks_like_image(text[at : at + HEAD_BYTES]):
             return True
     unescaped = _JSON_ESCAPE.sub(lambda escape: _JSON_ESCAPED[escape.group()], text)
-    for found in _BASE64_RUN.finditer(unescaped):
+    unwrapped = _LINE_BREAK.sub(b"", unescaped)  # base64 may be wrapped in lines of any width
+    for found in _BASE64_RUN.finditer(unwrapped):
         run = found.group()[:HEAD_BYTES]
         if looks_like_image(binascii.a2b_base64(run[: len(run) // 4 * 4].translate(_URLSAFE_TO_STANDARD))):
             return True
