@@ -213,11 +213,12 @@ def test_multipart_nested_beyond_the_depth_guard_is_an_envelope_error():
         (form(field("purpose", b"vision"), epilogue=b"\r\nimage=" + base64.b64encode(JPEG)), "epilogue"),
         (b"note: data:image/png;base64," + base64.b64encode(PNG) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
         (b'{"image": "' + base64.b64encode(JPEG).replace(b"/", rb"\/") + b'\\n"}\r\n' + form(field("purpose", b"vision")), "preamble"),
-        (b"\r\n".join(base64.b64encode(PNG)[at : at + 4] for at in range(0, 64, 4)) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
+        (b"\r\n".join(base64.b64encode(PNG)[at : at + 4] for at in range(0, 256, 4)) + b"\r\n" + form(field("purpose", b"vision")), "preamble"),
+        (b"X" + form((b'Content-Disposition: form-data; name="image"\r\nContent-Length: 12', base64.b64encode(JPEG)))[1:], "preamble"),
     ],
 )
 def test_an_image_outside_every_part_is_an_envelope_error(body, where):
-    with pytest.raises(EnvelopeError, match=f"image in its {where}"):
+    with pytest.raises(EnvelopeError, match=f"in its {where}, outside every part"):
         find_images(body, CONTENT_TYPE)
 
 
@@ -230,6 +231,11 @@ def test_a_boundary_line_without_its_proper_line_break_is_an_envelope_error(brok
     damaged = body[:second] + broken + body[second + 4 :]
     with pytest.raises(EnvelopeError, match="not a proper delimiter"):
         find_images(damaged, CONTENT_TYPE)
+
+
+def test_a_preamble_of_prose_and_tokens_is_not_an_image():
+    body = b"This is a multi-part message in MIME format.\r\nid " + b"ab12" * 16 + b"\r\n" + form(field("purpose", b"vision"))
+    assert find_images(body, CONTENT_TYPE) == ("multipart", [])
 
 
 def test_form_without_images_applies_but_finds_nothing():
