@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from . import exposure, gateway, integrity
+from . import content_encoding, exposure, gateway, integrity
 from .admission import Admission, Overloaded
 from .audit import AuditLog, RequestFacts, Rotation, public_url
 from .envelopes import multipart
@@ -532,10 +532,15 @@ def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
     raw = flow.request.raw_content or b""
     if len(raw) > limit:
         raise gateway.RequestRefused(f"the request body is {len(raw):,} bytes; the policy inspects at most {limit:,}")
+    encoding = flow.request.headers.get("content-encoding", "").strip().lower()
     try:
-        body = flow.request.get_content(strict=True) or b""
-    except ValueError:
-        raise gateway.RequestRefused("the request body's Content-Encoding could not be decoded") from None
+        if encoding in content_encoding.DECODERS:
+            body = content_encoding.DECODERS[encoding](raw)  # every gzip member, as the services read it
+        else:
+            body = flow.request.get_content(strict=True) or b""
+    except ValueError as error:
+        detail = f" ({error})" if isinstance(error, content_encoding.UndecodableBody) else ""
+        raise gateway.RequestRefused(f"the request body's Content-Encoding could not be decoded{detail}") from None
     if len(body) > limit:
         raise gateway.RequestRefused(f"the decoded request body exceeds the policy's {limit:,} byte limit")
     return body
