@@ -13,6 +13,7 @@ further into a text field are data that no parser or decoder treats as an image.
 
 import functools
 
+import pytest
 from hypothesis import given, settings
 
 from veil import gateway, workers
@@ -21,6 +22,10 @@ from veil.policy import load_policy_text
 from . import checks, independent, stats
 from .bodies import Body, request_bodies
 from .profiles import examples
+
+# Pillow warns about the damaged files it is handed (truncated TIFF tags and the like):
+# expected here, and noise in the suite's summary.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
 POLICY = """
 version: 1
