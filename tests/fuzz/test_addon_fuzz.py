@@ -14,7 +14,6 @@ import http.client
 import json
 import zlib
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,6 +171,9 @@ def _answered_or_blocked(proxy, upstream, client, sent: Sent) -> None:
 
 
 def test_a_gzip_body_in_two_members_is_inspected_whole(tmp_path_factory):
+    """Found while fuzzing: mitmproxy's gzip decoder stops after the first member, while
+    Python, Go and Node decode them all, so Veil inspected half the body (fixed in
+    addons/veil/content_encoding.py)."""
     seed = next(seed for seed in envelope_seeds() if seed.name == "jpeg_exif")
     document = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(seed.data).decode()}}]}]}).encode()
     cut = document.index(b"data:")
