@@ -86,4 +86,4 @@ def test_non_image_bodies_belong_to_no_envelope():
 
 
 def test_envelopes_are_tried_raw_first_and_each_names_itself():
-    assert [envelope.NAME for envelope in ENVELOPES] == ["raw", "multipart", "json"]
+    assert [envelope.NAME for envelope in ENVELOPES] == ["raw", "multipart", "json", "jsonl"]

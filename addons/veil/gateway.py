@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from . import audit
-from .envelopes import find_images, splice
+from .envelopes import find_images, json_lines, splice
 from .envelopes.base import EnvelopeError, ImageSlot
 from .envelopes.references import Reference, find_references
 from .errors import SanitiseError
@@ -86,8 +86,8 @@ def inspect(body: bytes, content_type: str | None, rule: Rule) -> Inspection:
     only monitors), log returns them to be recorded."""
     envelope, slots = locate_images(body, content_type, rule)
     references: list[Reference] = []
-    if envelope == "json" and rule.image_references != "allow" and rule.action in ("sanitise", "monitor"):
-        references = find_references(body)
+    if envelope in ("json", "jsonl") and rule.image_references != "allow" and rule.action in ("sanitise", "monitor"):
+        references = find_references(body) if envelope == "json" else json_lines.find_references(body)
         if references and rule.image_references == "block" and rule.action == "sanitise":
             first = references[0]
             more = f" (and {len(references) - 1} more)" if len(references) > 1 else ""

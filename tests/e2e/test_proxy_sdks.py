@@ -105,6 +105,24 @@ def test_openai_files_create(openai_client, upstream, proxy):
     _received_image_matches_audit(proxy, image, "openai-api")
 
 
+def test_openai_batch_input_file_with_images_on_every_line(openai_client, upstream, proxy):
+    """A Batch API input file (.jsonl): each line a chat request with a base64 photo."""
+    url = "data:image/jpeg;base64," + base64.b64encode(face_photo_with_gps()).decode()
+    lines = [{"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}}
+             for n in (1, 2)]  # fmt: skip
+    batch = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    openai_client.files.create(file=("batch.jsonl", batch, "application/jsonl"), purpose="batch")
+    received = upstream.last("/v1/files")
+    [sent] = _multipart_file(received.body, received.headers["content-type"], "file")
+    for line in sent.splitlines():
+        image_url = json.loads(line)["body"]["messages"][0]["content"][0]["image_url"]["url"]
+        assert_clean_and_masked(base64.b64decode(image_url.split(",", 1)[1]))
+    records = [r for r in proxy.audit_records() if r["location"] and "line " in r["location"]][-2:]
+    assert [r["location"] for r in records] == [f"file:line {n}:$.body.messages[0].content[0].image_url.url" for n in (1, 2)]
+    assert all(r["event"] == "sanitised" for r in records)
+
+
 def test_openai_images_edit_with_several_images(openai_client, upstream, proxy):
     photo = face_photo_with_gps()
     edited = openai_client.images.edit(

@@ -9,11 +9,11 @@ Adding an envelope is one module and one entry in ENVELOPES.
 
 from types import ModuleType
 
-from . import json_base64, multipart, raw
+from . import json_base64, json_lines, multipart, raw
 from .base import EnvelopeError, ImageSlot, splice
 from .magic import looks_like_image
 
-ENVELOPES: tuple[ModuleType, ...] = (raw, multipart, json_base64)
+ENVELOPES: tuple[ModuleType, ...] = (raw, multipart, json_base64, json_lines)
 
 NO_ENVELOPE = "none"
 

@@ -15,7 +15,7 @@ same encoding, so `splice` can rebuild the body with every other byte untouched.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import SanitiseError
 
@@ -47,6 +47,13 @@ class ImageSlot:
             f"ImageSlot(location={self.location!r}, span={self.span}, image=<{len(self.image)} bytes>, "
             f"declared_type={self.declared_type!r}, filename={self.filename!r})"
         )
+
+
+def nested(slot: ImageSlot, outer_location: str, offset: int) -> ImageSlot:
+    """A slot found in a piece of a body (a multipart part, a JSON line) as a slot of the
+    whole body: its location prefixed with where the piece sits, its span shifted."""
+    start, end = slot.span
+    return replace(slot, location=f"{outer_location}:{slot.location}", span=(start + offset, end + offset))
 
 
 def identity(image: bytes) -> bytes:

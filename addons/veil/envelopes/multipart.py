@@ -12,10 +12,10 @@ carry an image as text: a data URL or base64 in a form field, or a part sent wit
 
 import re
 import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from . import json_base64
-from .base import EnvelopeError, ImageSlot, identity
+from . import json_base64, json_lines
+from .base import EnvelopeError, ImageSlot, identity, nested
 from .magic import HEAD_BYTES, looks_like_image
 
 NAME = "multipart"
@@ -259,11 +259,14 @@ def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[I
         # which Apache Commons FileUpload and others still unpack.
         if depth >= MAX_NESTING:
             raise EnvelopeError(f"the multipart body nests parts deeper than {MAX_NESTING} levels, so Veil does not walk it")
-        nested = find_images(body[start:end], part.content_type, depth + 1) or []
-        return [_nested(slot, location, start) for slot in nested]
-    if head.lstrip()[:1] in (b"{", b"["):  # a JSON part, such as a request's metadata
-        nested = json_base64.find_images(body[start:end], part.content_type) or []
-        return [_nested(slot, location, start) for slot in nested]
+        inner = find_images(body[start:end], part.content_type, depth + 1) or []
+        return [nested(slot, location, start) for slot in inner]
+    if head.lstrip()[:1] in (b"{", b"["):  # a JSON part (a request's metadata) or JSON Lines (a batch file)
+        content = body[start:end]
+        found = json_base64.find_images(content, part.content_type)
+        if found is None:
+            found = json_lines.find_images(content, part.content_type) or []
+        return [nested(slot, location, start) for slot in found]
     if not json_base64.looks_like_text_image(head):
         return []
     content = body[start:end]
@@ -274,11 +277,6 @@ def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[I
     declared_type = as_text.declared_type or part.content_type
     encode = _TextEncoder(prefix, as_text.style)
     return [ImageSlot(location, (start, end), as_text.image, declared_type, part.filename, encode)]
-
-
-def _nested(slot: ImageSlot, location: str, offset: int) -> ImageSlot:
-    start, end = slot.span
-    return replace(slot, location=f"{location}:{slot.location}", span=(start + offset, end + offset))
 
 
 @dataclass(frozen=True)
