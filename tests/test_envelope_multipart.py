@@ -196,6 +196,15 @@ def test_nested_multipart_mixed_part_is_walked():
     assert_rewrites_exactly(body, CONTENT_TYPE, [NEW_JPEG, NEW_PNG])
 
 
+def test_a_part_that_repeats_its_content_type_is_refused():
+    # Found by tests/fuzz: Veil read the last Content-Type (text/plain), a lenient server
+    # the first (multipart/mixed), and unpacked the image inside that Veil never cleaned.
+    inner = form((b"Content\rDisposition: file\r\nContent-Type: image/jpeg", JPEG), boundary=b"1", epilogue=b"")
+    headers = b'Content-Disposition: form-data; name="files"\r\nContent-Type: multipart/mixed; boundary="1"\r\nContent-Type: text/plain'
+    with pytest.raises(EnvelopeError, match="part 1 of the multipart body repeats its content-type header"):
+        find_images(form((headers, inner)), CONTENT_TYPE)
+
+
 def test_multipart_nested_beyond_the_depth_guard_is_an_envelope_error():
     body = form(file_field("file", "a.jpg", "image/jpeg", JPEG), boundary=b"b0", epilogue=b"")
     for level in range(1, multipart.MAX_NESTING + 2):

@@ -157,17 +157,31 @@ def _read_headers(body: bytes, start: int, delimiter: bytes, index: int) -> tupl
     end = body.find(b"\r\n\r\n", start)
     if end < 0 or body.find(delimiter, start, end) >= 0:  # a blank line of a later part does not count
         raise EnvelopeError(f"the multipart body is truncated: the headers of part {index + 1} never end")
-    return _parse_header_block(body[start:end].decode("utf-8", "replace")), end + 4
+    headers, repeated = _parse_header_block(body[start:end].decode("utf-8", "replace"))
+    if repeated & _DECIDING_HEADERS:
+        # Which one counts differs between servers: one may read a multipart/mixed part
+        # (with images inside) where Veil read text/plain.
+        names = ", ".join(sorted(repeated & _DECIDING_HEADERS))
+        raise EnvelopeError(f"part {index + 1} of the multipart body repeats its {names} header, which servers resolve differently")
+    return headers, end + 4
 
 
-def _parse_header_block(block: str) -> dict[str, str]:
+_DECIDING_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+
+def _parse_header_block(block: str) -> tuple[dict[str, str], set[str]]:
+    """The headers (the last of each name) and the names given more than once."""
     unfolded = re.sub(r"\r\n(?=[ \t])", "", block)  # obsolete line folding
     headers: dict[str, str] = {}
+    repeated: set[str] = set()
     for line in unfolded.split("\r\n"):
         name, colon, value = line.partition(":")
         if colon:
-            headers[name.strip().lower()] = value.strip()
-    return headers
+            name = name.strip().lower()
+            if name in headers:
+                repeated.add(name)
+            headers[name] = value.strip()
+    return headers, repeated
 
 
 def _part(index: int, headers: dict[str, str], content_start: int, content_end: int) -> Part:
