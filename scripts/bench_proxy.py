@@ -37,12 +37,11 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from bench_common import cpu_model, git_revision
+from bench_common import cpu_model, git_revision, run_and_clean_up
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -187,24 +186,10 @@ def serve_upstream() -> None:
 
 def start_plain_proxy(children: Children, tmp: Path, upstream_port: int):
     """mitmdump with only the rerouting addon: start_mitmdump's command minus Veil."""
-    from e2e.conftest import MITMDUMP, Proxy, _wait_until_listening, free_port
+    from e2e.conftest import start_plain_mitmdump
 
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    confdir, log_file = tmp / "mitmproxy", tmp / "mitmdump.log"
-    command = [
-        str(MITMDUMP),
-        "--listen-host", "127.0.0.1", "--listen-port", str(port),
-        "--set", f"confdir={confdir}",
-        "--set", "connection_strategy=lazy",
-        "-s", str(ROOT / "tests" / "e2e" / "reroute_addon.py"),
-        "--set", f"reroute_port={upstream_port}",
-    ]  # fmt: skip
-    with open(log_file, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    proxy = Proxy(f"http://127.0.0.1:{port}", port, confdir / "mitmproxy-ca-cert.pem", tmp / "none", process, log_file)
+    proxy = start_plain_mitmdump(tmp, upstream_port)
     children.proxies.append(proxy)
-    _wait_until_listening(proxy)
     return proxy
 
 
@@ -619,7 +604,7 @@ def run(args, children: Children, tmp: Path) -> list[str]:
         f"| min / max s per upload | {min(durations):.2f} / {max(durations):.2f} |" if durations else "| min / max s per upload | – |",
         f"| uploads started and finished inside the window | {len(in_window)} |",
         f"| throughput, photos / minute | {60 * sum(1 for u in uploads if u.status == 200) / window:.1f} |",
-        f"| Veil's cleaning time per photo (audit `duration_ms`, median; runs in the pool) | "
+        "| Veil's cleaning time per photo (audit `duration_ms`, median; runs in the pool) | "
         + (f"{statistics.median(clean_ms) / 1000:.2f} s |" if clean_ms else "– |"),
         f"| audit events for those uploads (window and tail) | {', '.join(f'{k}: {v}' for k, v in sorted(events.items())) or 'none'} |",
         f"| faces masked per photo (median) | {statistics.median(faces):g} |" if faces else "| faces masked per photo | – |",
@@ -654,25 +639,8 @@ def main() -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: it may start ignored
-        signal.signal(signum, interrupted)
     children = Children()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="veil-bench-proxy-") as scratch:
-            try:
-                out = run(args, children, Path(scratch))
-            finally:
-                children.stop_all()
-    except KeyboardInterrupt:
-        log("interrupted; every process this run started has been stopped")
-        return 130
-    print("\n".join(out))
-    log(f"done in {time.monotonic() - started:.0f} s")
-    return 0
+    return run_and_clean_up("bench", lambda scratch: (run(args, children, scratch), True), children.stop_all)
 
 
 if __name__ == "__main__":

@@ -32,17 +32,15 @@ import json
 import os
 import platform
 import resource
-import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_common import cpu_model, git_revision
+from bench_common import cpu_model, git_revision, run_and_clean_up
 from bench_proxy import Children, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -436,25 +434,8 @@ def main() -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupted)
     children = Children()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="veil-bench-scaleout-") as scratch:
-            try:
-                out = run(args, children, Path(scratch))
-            finally:
-                children.stop_all()
-    except KeyboardInterrupt:
-        log("interrupted; every process this run started has been stopped")
-        return 130
-    print("\n".join(out))
-    log(f"done in {time.monotonic() - started:.0f} s")
-    return 0
+    return run_and_clean_up("bench", lambda scratch: (run(args, children, scratch), True), children.stop_all)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,12 @@ import datetime
 import os
 import platform
 import shlex
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, git_revision
+from bench_common import cpu_model, git_revision, run_and_clean_up
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -284,31 +282,16 @@ def main() -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupted)
     proxies: list = []
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="veil-load-test-") as scratch:
-            try:
-                out, ok = run(args, Path(scratch), proxies)
-            finally:
-                from e2e.load import stop_proxy
 
-                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                    signal.signal(signum, signal.SIG_IGN)
-                for proxy in proxies:
-                    if proxy.process.poll() is None:
-                        stop_proxy(proxy)
-    except KeyboardInterrupt:
-        log("interrupted; every process this run started has been stopped")
-        return 130
-    print("\n".join(out))
-    log(f"done in {time.monotonic() - started:.0f} s: " + ("every check passed" if ok else "CHECKS FAILED (see the table)"))
-    return 0 if ok else 1
+    def stop_proxies():
+        from e2e.load import stop_proxy
+
+        for proxy in proxies:
+            if proxy.process.poll() is None:
+                stop_proxy(proxy)
+
+    return run_and_clean_up("load", lambda scratch: run(args, scratch, proxies), stop_proxies)
 
 
 if __name__ == "__main__":

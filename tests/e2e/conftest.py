@@ -60,18 +60,27 @@ def start_mitmdump(
 ) -> Proxy:
     """`confdir`: a CA several instances share (tests/e2e/test_scaleout_haproxy.py); by
     default each instance creates its own in tmp."""
+    audit_log = tmp / "audit.jsonl"
+    veil = ("-s", str(ROOT / "addons" / "veil_addon.py"), "--set", f"veil_policy={policy}", "--set", f"veil_audit_log={audit_log}")
+    return _start(tmp, upstream_port, veil, extra, listen_host, confdir or tmp / "mitmproxy", audit_log)
+
+
+def start_plain_mitmdump(tmp: Path, upstream_port: int) -> Proxy:
+    """The baseline of the benchmarks: the same mitmdump and rerouting, without Veil."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    return _start(tmp, upstream_port, (), (), "127.0.0.1", tmp / "mitmproxy", tmp / "no-audit.jsonl")
+
+
+def _start(tmp: Path, upstream_port: int, veil: tuple, extra: tuple, listen_host: str, confdir: Path, audit_log: Path) -> Proxy:
     port = free_port()
-    confdir = confdir or tmp / "mitmproxy"
-    audit_log, log_file = tmp / "audit.jsonl", tmp / "mitmdump.log"
+    log_file = tmp / "mitmdump.log"
     command = [
         str(MITMDUMP),
         "--listen-host", listen_host, "--listen-port", str(port),
         "--set", f"confdir={confdir}",
         "--set", "connection_strategy=lazy",
-        "-s", str(ROOT / "addons" / "veil_addon.py"),
+        *veil,
         "-s", str(ROOT / "tests" / "e2e" / "reroute_addon.py"),
-        "--set", f"veil_policy={policy}",
-        "--set", f"veil_audit_log={audit_log}",
         "--set", f"reroute_port={upstream_port}",
         *extra,
     ]  # fmt: skip

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from e2e.conftest import MITMDUMP, ROOT, Proxy, _wait_until_listening, free_port
+from e2e import conftest
+from e2e.conftest import Proxy
 
 LOAD_HEADER = "X-Load-Upload"
 MARKER_PREFIX = "veil-load-marker-"
@@ -288,24 +289,7 @@ def run_clients(proxy: Proxy, uploads: list[Upload], clients: int, timeout: floa
 
 def start_plain_mitmdump(tmp: Path, upstream_port: int) -> Proxy:
     """The baseline: conftest.start_mitmdump's command without Veil (only the rerouting addon)."""
-    import subprocess
-
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    confdir, log_file = tmp / "mitmproxy", tmp / "mitmdump.log"
-    command = [
-        str(MITMDUMP),
-        "--listen-host", "127.0.0.1", "--listen-port", str(port),
-        "--set", f"confdir={confdir}",
-        "--set", "connection_strategy=lazy",
-        "-s", str(ROOT / "tests" / "e2e" / "reroute_addon.py"),
-        "--set", f"reroute_port={upstream_port}",
-    ]  # fmt: skip
-    with open(log_file, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    proxy = Proxy(f"http://127.0.0.1:{port}", port, confdir / "mitmproxy-ca-cert.pem", tmp / "no-audit.jsonl", process, log_file)
-    _wait_until_listening(proxy)
-    return proxy
+    return conftest.start_plain_mitmdump(tmp, upstream_port)
 
 
 # --------------------------------------------------------------------------- /proc
