@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_common import cpu_model, git_revision, run_and_clean_up
-from bench_proxy import Children, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream
+from bench_proxy import Children, Upload, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -104,14 +104,6 @@ def run_clients(config: str) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-
-
-@dataclass
-class Upload:
-    start: float
-    end: float
-    status: int | None
-    error: str | None
 
 
 def upload_batch(front_url: str, ca: Path, photo: Path, clients: int, count: int) -> list[Upload]:

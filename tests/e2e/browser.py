@@ -6,13 +6,14 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
+
+from e2e.conftest import stop_process_group
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -64,13 +65,7 @@ class Browser:
         if getattr(self, "_socket", None):
             self._connection.__exit__(None, None, None)
             self._socket = None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
     def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60.0) -> dict:
         self._id += 1

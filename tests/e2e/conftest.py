@@ -108,13 +108,19 @@ def _wait_until_listening(proxy: Proxy, timeout: float = 30.0):
 
 
 def stop(proxy: Proxy):
-    if proxy.process.poll() is None:
-        os.killpg(proxy.process.pid, signal.SIGTERM)
+    stop_process_group(proxy.process)
+
+
+def stop_process_group(process: subprocess.Popen):
+    """SIGTERM to a process started in a session of its own and to its children, SIGKILL
+    after 10 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            proxy.process.wait(10)
+            process.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(proxy.process.pid, signal.SIGKILL)
-            proxy.process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,13 @@ tests/e2e/test_scaleout_haproxy.py and scripts/bench_scaleout.py."""
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from e2e.conftest import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -123,13 +124,7 @@ class HAProxy:
         return self.log_file.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
 
 def start_haproxy(binary: str, folder: Path, port: int, backends: list[Backend]) -> HAProxy:
