@@ -455,6 +455,11 @@ class Veil:
         if not self._record([record]):
             self._keep_for_later(record)
         _answer_blocked(flow, refusal.reason, refusal.status, refusal.retry_after)
+        if self.draining and flow.request.http_version.startswith("HTTP/1"):
+            # The retry must open a new connection, which the load balancer sends to another
+            # instance; on this kept-alive one it would come back here. (HTTP/2 has no such
+            # header; its connection ends when Veil exits.)
+            flow.response.headers["Connection"] = "close"
         flow.comment = f"Veil blocked this upload: {refusal.reason}"
         flow.marked = _MARKERS["blocked"]
 

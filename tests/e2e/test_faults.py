@@ -315,6 +315,7 @@ def test_sigterm_drains_uploads_in_flight_and_refuses_new_ones(tmp_path, upstrea
         stop(proxy)
     assert outcome["response"].status_code == 200  # the upload in flight finished
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.headers["connection"] == "close"  # the retry opens a connection the balancer sends elsewhere
     assert "shutting down" in refused.json()["error"]["message"]
     assert received_with(upstream, test_id + "-late") == []
     assert exit_code == 0
