@@ -276,6 +276,9 @@ class Veil:
         # mitmproxy's proxyauth addon runs before script addons: by now a request over an
         # authenticated connection carries its (user, password), and an unauthenticated one
         # already has its 407 response (request() then leaves it alone).
+        if self.policy is None:  # no policy in force (start-up failed): nothing may pass unjudged
+            _answer_blocked(flow, "Veil has no policy loaded", 503, retry_after=5)
+            return
         user = _user(flow)
         if _is_websocket_upgrade(flow.request):
             # The upgrade is a GET, which the default methods (POST, PUT, PATCH) would not
