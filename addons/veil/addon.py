@@ -243,8 +243,11 @@ class Veil:
         """Once a second: show the event loop is alive, and retry a failing audit log."""
         while True:
             self._heartbeat = time.monotonic()
-            if self.audit_backlog:
-                self._flush_audit_backlog()
+            try:
+                if self.audit_backlog:
+                    self._flush_audit_backlog()
+            except Exception:  # a dead housekeeper would make /healthz report a stalled loop
+                log.exception("Veil: retrying the audit log failed unexpectedly")
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     def _drain_on_sigterm(self):
