@@ -292,7 +292,7 @@ def test_the_repair_record_stays_in_the_file_of_the_fragment_even_when_it_is_ful
 def test_logs_of_several_instances_in_one_folder_are_separate_chains(tmp_path, capsys):
     write_log(tmp_path / "audit-81.jsonl", count=4, rotation=audit.Rotation(max_bytes=1))  # rotated files too
     write_log(tmp_path / "audit-82.jsonl", count=3)
-    assert [len(group) for group in files.chains([tmp_path])] == [4, 1]
+    assert [len(group) for group in files.by_log(files.chain_files([tmp_path]))] == [4, 1]
     assert main(["audit", "verify", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "OK: audit-81.jsonl: 4 records in 4 file(s)" in out and "OK: audit-82.jsonl: 3 records in 1 file(s)" in out

@@ -474,12 +474,17 @@ class Veil:
         False when the audit log cannot be written."""
         if not records:
             return True  # a chat request without images: nothing to account for
-        if not self._flush_audit_backlog():
-            return False
+        return self._flush_audit_backlog() and self._write(records)
+
+    def _write(self, records: list[dict]) -> bool:
         try:
             self.audit.write_all(records)  # the chained log first: metrics never count what the log lacks
         except OSError as error:
-            self._audit_failed(error)
+            self.metrics.count_error("audit_write")
+            if self.audit_failure is None:
+                log.error(f"Veil: cannot write the audit log {self.audit.path}: {error.strerror or error}; "
+                          "protected uploads are refused until it can be written")  # fmt: skip
+            self.audit_failure = error.strerror or str(error)
             return False
         for record in records:
             self.metrics.observe(record)
@@ -492,23 +497,11 @@ class Veil:
     def _flush_audit_backlog(self) -> bool:
         if not self.audit_backlog:
             return True
-        try:
-            self.audit.write_all(self.audit_backlog)
-        except OSError as error:
-            self._audit_failed(error)
+        if not self._write(self.audit_backlog):
             return False
-        for record in self.audit_backlog:
-            self.metrics.observe(record)
         log.warning(f"Veil: the audit log can be written again; {len(self.audit_backlog)} record(s) of refused uploads written")
         self.audit_backlog, self.audit_failure = [], None
         return True
-
-    def _audit_failed(self, error: OSError):
-        self.metrics.count_error("audit_write")
-        if self.audit_failure is None:
-            log.error(f"Veil: cannot write the audit log {self.audit.path}: {error.strerror or error}; "
-                      "protected uploads are refused until it can be written")  # fmt: skip
-        self.audit_failure = error.strerror or str(error)
 
     def _keep_for_later(self, record: dict):
         self.audit_backlog.append(record)

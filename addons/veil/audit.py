@@ -122,12 +122,12 @@ class AuditLog:
         self._fd = -1
         self._tail_uncertain = False
         self._open()
-        self._seq, self._prev_hash, cut_line = self._resume_chain()
+        repair = self._resume()
         self._file_day = _record_day(files.first_line(self.path))
         self._file_start = os.fstat(self._fd).st_size == 0
-        if cut_line:
+        if repair:
             # Never rotated away from the fragment it explains: it goes in the same file.
-            self._append([_repair_record(self.path, cut_line)])
+            self._append(repair)
 
     def write(self, record: dict) -> None:
         self.write_all([record])
@@ -140,11 +140,8 @@ class AuditLog:
             return
         with self._lock:
             if self._tail_uncertain:
-                self._size = os.fstat(self._fd).st_size
-                self._seq, self._prev_hash, cut_line = self._resume_chain()
+                records = self._resume() + records
                 self._tail_uncertain = False
-                if cut_line:
-                    records = [_repair_record(self.path, cut_line), *records]
             if self._should_rotate(records[0]):
                 self._rotate()
             self._append(records)
@@ -189,6 +186,13 @@ class AuditLog:
         # 0600: the log names users and services; only the operator should read it.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._size = os.fstat(self._fd).st_size
+
+    def _resume(self) -> list[dict]:
+        """Continue the chain from the file's end as it is; the `log_repaired` record to
+        write first when its last line was cut off mid-write."""
+        self._size = os.fstat(self._fd).st_size
+        self._seq, self._prev_hash, cut_line = self._resume_chain()
+        return [_repair_record(self.path, cut_line)] if cut_line else []
 
     def _resume_chain(self) -> tuple[int, str, int | None]:
         """(seq, hash) of the last intact record, and the number of a cut-off last line."""

@@ -59,11 +59,6 @@ def _time_arguments(parser):
     parser.add_argument("--until", help="before this time (exclusive), same forms")
 
 
-def _chains(args) -> list[list[Path]]:
-    _paths(args)  # the same checks and messages
-    return files.chains(args.files)
-
-
 def _paths(args) -> list[Path]:
     paths = files.chain_files(args.files)
     missing = [str(path) for path in paths if not path.is_file()]
@@ -108,7 +103,7 @@ def _adapter(command):
 
 @_adapter
 def _verify(args) -> int:
-    verdict = verify.verify_chains(_chains(args))
+    verdict = verify.verify_chains(files.by_log(_paths(args)))
     for note in verdict.notes:
         print(f"note: {note}")
     for chain in verdict.chains or [verdict]:
@@ -186,7 +181,7 @@ def _show(args) -> int:
 @_adapter
 def _report(args) -> int:
     paths = _paths(args)
-    verdict = verify.verify_chains(files.chains(args.files))  # a second streaming pass: the banner covers the whole files
+    verdict = verify.verify_chains(files.by_log(paths))  # a second streaming pass: the banner covers the whole files
     data = html_report.gather(records.select(records.read_records(paths), _filter(args)))
     page = html_report.render(data, verdict)
     try:

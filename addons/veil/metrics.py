@@ -110,8 +110,8 @@ def _number(value: float) -> str:
 
 
 class _Server(ThreadingHTTPServer):
-    # Probes and scrapes arrive while the proxy is busy: socketserver's default backlog of 5
-    # refuses connections in bursts.
+    # Probes and scrapes can come in bursts while the proxy is busy: more room to queue
+    # connections than socketserver's default backlog of 5.
     request_queue_size = 128
     daemon_threads = True
 

@@ -111,7 +111,6 @@ class WorkerPool:
 
     def __init__(self, size: int):
         self.size = size
-        self.replacements = 0
         self._executor = start_pool(size)
         self._retired: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # replaced on purpose
 
@@ -143,7 +142,6 @@ class WorkerPool:
         log.error(f"Veil: {why}; replacing the worker pool")
         self._retired.add(executor)
         self._executor = start_pool(self.size)
-        self.replacements += 1
         self.warm_up()
         _kill(executor)
 

@@ -48,11 +48,11 @@ def chain_files(paths: list[str | Path]) -> list[Path]:
     return ordered
 
 
-def chains(paths: list[str | Path]) -> list[list[Path]]:
-    """chain_files, grouped into one list per log: `audit-a.jsonl` and its rotated files are
-    one chain, `audit-b.jsonl` (another instance's log in the same folder) another."""
+def by_log(paths: list[Path]) -> list[list[Path]]:
+    """chain_files' list, grouped into one list per log: `audit-a.jsonl` and its rotated
+    files are one chain, `audit-b.jsonl` (another instance's log in the same folder) another."""
     groups: dict[str, list[Path]] = {}
-    for path in chain_files(paths):
+    for path in paths:
         groups.setdefault(str(path.parent / log_name(path)), []).append(path)
     return list(groups.values())
 
