@@ -1,5 +1,6 @@
 """What every benchmark prints about the machine and the code it measured."""
 
+import argparse
 import platform
 import signal
 import subprocess
@@ -29,6 +30,14 @@ def git_revision() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (head.stdout.strip() or "unknown") + (" + uncommitted changes in addons/" if dirty.stdout.strip() else "")
+
+
+def at_least_one(text: str) -> int:
+    """argparse type for a number of things (uploads, clients, workers): 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def run_and_clean_up(

@@ -41,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from bench_common import cpu_model, git_revision, run_and_clean_up
+from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -622,9 +622,9 @@ def run(args, children: Children, tmp: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter load window (smoke check)")
-    parser.add_argument("--workers", type=int, help="passed to the Veil mitmdump as --set veil_workers=N")
-    parser.add_argument("--ort-threads", type=int, help="VEIL_ORT_THREADS=N for the Veil mitmdump")
-    parser.add_argument("--requests", type=int, help="idle small requests per proxy (default 1000, --quick 100)")
+    parser.add_argument("--workers", type=at_least_one, help="passed to the Veil mitmdump as --set veil_workers=N")
+    parser.add_argument("--ort-threads", type=at_least_one, help="VEIL_ORT_THREADS=N for the Veil mitmdump")
+    parser.add_argument("--requests", type=at_least_one, help="idle small requests per proxy (default 1000, --quick 100)")
     parser.add_argument("--window", type=float, help="seconds of load (default 60, --quick 15)")
     parser.add_argument("--_upstream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_uploaders", metavar="JSON", help=argparse.SUPPRESS)
@@ -635,9 +635,6 @@ def main() -> int:
     if args._uploaders:
         run_uploaders(args._uploaders)
         return 0
-    for name in ("workers", "ort_threads", "requests"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
     children = Children()
     return run_and_clean_up("bench", lambda scratch: (run(args, children, scratch), True), children.stop_all)

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_common import cpu_model, git_revision, run_and_clean_up
+from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
 from bench_proxy import Children, Upload, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -412,19 +412,16 @@ def run(args, children: Children, tmp: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few uploads (a smoke check)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument("--uploads", type=int, help="uploads per row (default: 400 small, 48 of 12 MP)")
-    parser.add_argument("--workers", type=int, help="cleaning workers in all (default: the number of CPUs)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per row, set-ups taking turns (default 3)")
+    parser.add_argument("--clients", type=at_least_one, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--uploads", type=at_least_one, help="uploads per row (default: 400 small, 48 of 12 MP)")
+    parser.add_argument("--workers", type=at_least_one, help="cleaning workers in all (default: the number of CPUs)")
+    parser.add_argument("--rounds", type=at_least_one, default=3, help="rounds per row, set-ups taking turns (default 3)")
     parser.add_argument("--photos", nargs="+", choices=[p.name for p in PHOTOS], default=[p.name for p in PHOTOS])
     parser.add_argument("--_clients", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._clients:
         run_clients(args._clients)
         return 0
-    for name in ("clients", "uploads", "workers", "rounds"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
 
     children = Children()
     return run_and_clean_up("bench", lambda scratch: (run(args, children, scratch), True), children.stop_all)

@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, git_revision, run_and_clean_up
+from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -270,17 +270,14 @@ def run(args, tmp: Path, proxies: list) -> tuple[list[str], bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--uploads", type=int, default=1000, help="photo uploads in all (default 1000)")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--uploads", type=at_least_one, default=1000, help="photo uploads in all (default 1000)")
+    parser.add_argument("--clients", type=at_least_one, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-mitmdump baseline")
-    parser.add_argument("--workers", type=int, help="passed to the Veil mitmdump as --set veil_workers=N")
-    parser.add_argument("--face-sample", type=int, help="re-detect faces on this many arrivals (default: all)")
-    parser.add_argument("--check-processes", type=int, default=max(1, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=at_least_one, help="passed to the Veil mitmdump as --set veil_workers=N")
+    parser.add_argument("--face-sample", type=at_least_one, help="re-detect faces on this many arrivals (default: all)")
+    parser.add_argument("--check-processes", type=at_least_one, default=max(1, os.cpu_count() or 1),
                         help="processes for the checks after the load (default: one per CPU)")  # fmt: skip
     args = parser.parse_args()
-    for name in ("uploads", "clients", "workers", "face_sample", "check_processes"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
     proxies: list = []
 
