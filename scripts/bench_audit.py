@@ -1,6 +1,6 @@
 """Streaming reads of a big audit log: summary and verify of N records (default 1,000,000).
 
-The log is generated with the writer's own chain (veil.auditlog.chain.seal), in a temp
+The log is generated with the writer's own chain (veil.audit.chain.seal), in a temp
 dir, with realistic records (several services, users, days, events). Each measured step
 runs in a fresh interpreter that reports its own wall time and peak RSS
 (resource.getrusage), so one step's memory does not hide another's.
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addons"))
 
 from veil import audit  # noqa: E402
-from veil.auditlog import chain  # noqa: E402
+from veil.audit import chain  # noqa: E402
 
 SERVICES = ("openai-api", "anthropic-api", "gemini-api", "chatgpt-web", "claude-web", "copilot")
 USERS = [f"user{n:03d}" for n in range(200)] + [None]
@@ -36,10 +36,10 @@ start = time.perf_counter()
 print(json.dumps({{"seconds": time.perf_counter() - start, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
 """
 STEPS = {
-    "interpreter + imports (baseline)": "from veil.auditlog import records, summary, verify, files",
-    "summary (all tables)": "from veil.auditlog import records, summary\n"
+    "interpreter + imports (baseline)": "from veil.audit import records, summary, verify, files",
+    "summary (all tables)": "from veil.audit import records, summary\n"
     "summary.summarise(records.read_records([Path({log!r})]))",
-    "verify (hash chain)": "from veil.auditlog import verify\n"
+    "verify (hash chain)": "from veil.audit import verify\n"
     "v = verify.verify([Path({log!r})]); assert v.intact, v.problem",
 }
 

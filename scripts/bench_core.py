@@ -240,7 +240,7 @@ def corpus_files(sanitise, options) -> tuple[list[Path], list[str]]:
 
 def copy_into(files: list[Path], folder: Path) -> list[Path]:
     """Flat, uniquely named copies with an extension matching the content (peers filter on it)."""
-    from veil import formats
+    from veil.clean import formats
 
     folder.mkdir(parents=True, exist_ok=True)
     copies = []
@@ -308,8 +308,8 @@ def batch_process(files: list[Path], make_argv, reset, reps: int) -> tuple[float
 
 
 def strip_tables(reps: Reps, skip_peers: bool, tmp: Path) -> tuple[list[Table], dict]:
-    from veil.core import sanitise
-    from veil.options import FaceMode, SanitiseOptions
+    from veil.clean.core import sanitise
+    from veil.clean.options import FaceMode, SanitiseOptions
 
     off = SanitiseOptions(faces=FaceMode.OFF)
 
@@ -502,8 +502,8 @@ def count_deface_faces(deface: str, photo: Path, backend: str) -> str:
 def mask_tables(reps: Reps, deface: str | None, deface_why: str, tmp: Path) -> tuple[list[Table], dict]:
     from PIL import Image
 
-    from veil.core import sanitise
-    from veil.options import SanitiseOptions
+    from veil.clean.core import sanitise
+    from veil.clean.options import SanitiseOptions
 
     work = tmp / "mask"
     work.mkdir()
@@ -639,8 +639,8 @@ def mask_tables(reps: Reps, deface: str | None, deface_why: str, tmp: Path) -> t
 
 def profile_strip(quick: bool) -> str:
     """cProfile of sanitise(faces=OFF), in memory (no file I/O), on the 8 MP JPEG and on the corpus."""
-    from veil.core import sanitise
-    from veil.options import FaceMode, SanitiseOptions
+    from veil.clean.core import sanitise
+    from veil.clean.options import FaceMode, SanitiseOptions
 
     options = SanitiseOptions(faces=FaceMode.OFF)
     corpus, _ = corpus_files(sanitise, options)

@@ -150,9 +150,9 @@ def enlarged(boxes, scale: float = MASK_SCALE) -> list:
 
 def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
     from veil import sanitise
-    from veil.faces.detector import _Plan, default_detector
-    from veil.faces.mask import covered_rect
-    from veil.options import DetectionSettings, SanitiseOptions
+    from veil.clean.faces.detector import _Plan, default_detector
+    from veil.clean.faces.mask import covered_rect
+    from veil.clean.options import DetectionSettings, SanitiseOptions
 
     detector = default_detector()
     settings = DetectionSettings()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from veil.cli import _parser as veil_parser
+from veil.cli.main import _parser as veil_parser
 from veil.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -472,7 +472,7 @@ def unit_run() -> tuple[dict, VeilRun]:
 def test_unit_execstart_is_veils_entry_point_on_loopback_behind_haproxy():
     # /opt/veil is a checkout after scripts/setup: .venv/bin/veil is the console script
     # pyproject.toml declares, as it is in this checkout.
-    assert re.search(r'^veil = "veil\.cli:main"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert re.search(r'^veil = "veil\.cli\.main:main"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
     assert (ROOT / ".venv" / "bin").is_dir() and (Path(sys.executable).parent / "veil").exists()
     service, run = unit_run()
     assert run.args.listen_host == "127.0.0.1" and run.args.listen_port == int(f"80{INSTANCE}")

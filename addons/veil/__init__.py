@@ -3,14 +3,14 @@
 The core is pure (bytes in, bytes and a report out): see `veil.core.sanitise`.
 """
 
-from .errors import (
+from .clean.errors import (
     MalformedImage,
     SanitiseError,
     TooLarge,
     UnsupportedFormat,
     VerificationFailed,
 )
-from .options import FaceMode, SanitiseOptions
+from .clean.options import FaceMode, SanitiseOptions
 
 __all__ = [
     "FaceMode",
@@ -26,6 +26,6 @@ __all__ = [
 
 def sanitise(data: bytes, options: SanitiseOptions | None = None):
     """Lazy re-export so `import veil` stays cheap (the core pulls in numpy and onnxruntime)."""
-    from .core import sanitise as _sanitise
+    from .clean.core import sanitise as _sanitise
 
     return _sanitise(data, options)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from veil import audit
-from veil.auditlog import chain, files
-from veil.auditlog.verify import verify
-from veil.cli import main
+from veil.audit import chain, files
+from veil.audit.verify import verify
+from veil.cli.main import main
 
 FACTS = audit.RequestFacts("10.0.0.7", "alice", "openai-api", "api", "POST", "https://api.openai.com/v1/files")
 RECORDS = 6

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from veil import audit
-from veil.auditlog import ecs, html_report, records, summary
-from veil.auditlog.verify import verify
-from veil.cli import main
+from veil.audit import ecs, html_report, records, summary
+from veil.audit.verify import verify
+from veil.cli.main import main
 
 
 def facts(user="alice", service="openai-api", url="https://api.openai.com/v1/files"):

@@ -8,8 +8,9 @@ import os
 import pytest
 
 from veil import audit
-from veil.auditlog import files
-from veil.auditlog.verify import verify
+from veil.audit import writer
+from veil.audit import files
+from veil.audit.verify import verify
 
 from test_audit_chain import record
 
@@ -21,7 +22,7 @@ class FailingDisk:
     def __init__(self, monkeypatch, room: int):
         self.room = room
         self._real_write = os.write
-        monkeypatch.setattr(audit.os, "write", self.write)
+        monkeypatch.setattr(writer.os, "write", self.write)
 
     def write(self, fd, data):
         if self.room <= 0:
@@ -71,7 +72,7 @@ def test_a_fragment_that_could_not_be_cut_back_is_repaired_and_named_by_the_next
     def cannot_truncate(fd, size):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(audit.os, "ftruncate", cannot_truncate)
+    monkeypatch.setattr(writer.os, "ftruncate", cannot_truncate)
     with pytest.raises(OSError):
         log.write(record(1))
     monkeypatch.undo()

@@ -10,8 +10,8 @@ from PIL import Image
 import fixtures
 from exiftool_judge import judge_bytes
 from sample_faces import ASTRONAUT_FACE, astronaut, face_free
-from veil.core import sanitise
-from veil.formats import gif
+from veil.clean.core import sanitise
+from veil.clean.formats import gif
 
 SIZE = 256
 SCALE = SIZE / 512

@@ -1,4 +1,4 @@
-"""`veil.core.sanitise` over every dirty fixture from fixtures.py.
+"""`veil.clean.core.sanitise` over every dirty fixture from fixtures.py.
 
 Each fixture is sanitised once per module (faces OFF, then default options), every
 output is judged by ONE exiftool run (exiftool_judge), and the tests below read those
@@ -24,9 +24,9 @@ from PIL import Image, ImageFile
 import fixtures
 from exiftool_judge import judge_bytes
 from fixtures import ALL_DIRTY, FACTS
-from veil.core import sanitise
-from veil.errors import MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.core import sanitise
+from veil.clean.errors import MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
+from veil.clean.options import FaceMode, SanitiseOptions
 
 OFF = SanitiseOptions(faces=FaceMode.OFF)
 OFF_NO_ICC = SanitiseOptions(faces=FaceMode.OFF, keep_icc=False)

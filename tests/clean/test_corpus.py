@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 import fixtures
 from exiftool_judge import judge_bytes
-from veil.core import sanitise
-from veil.errors import SanitiseError, UnsupportedFormat
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.core import sanitise
+from veil.clean.errors import SanitiseError, UnsupportedFormat
+from veil.clean.options import FaceMode, SanitiseOptions
 
 pytestmark = pytest.mark.corpus
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 if not DATA.is_dir():
     pytest.skip("../shared/data not found: corpus tests need the shared test data beside the repo", allow_module_level=True)
 

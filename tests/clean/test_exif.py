@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from builders import encode, exif_block, gradient, xmp_packet
-from veil.formats import exif
+from veil.clean.formats import exif
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -18,11 +18,11 @@ from sample_faces import (
     grace_hopper,
     jpeg_bytes,
 )
-from veil.faces import CenterFace, Face, apply_masks, default_detector
-from veil.faces import detector as detector_module
-from veil.faces import mask as mask_module
-from veil.faces.mask import covered_rect
-from veil.options import DetectionSettings, FaceMode
+from veil.clean.faces import CenterFace, Face, apply_masks, default_detector
+from veil.clean.faces import detector as detector_module
+from veil.clean.faces import mask as mask_module
+from veil.clean.faces.mask import covered_rect
+from veil.clean.options import DetectionSettings, FaceMode
 
 SETTINGS = DetectionSettings()
 MASK_SCALE = SETTINGS.mask_scale

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 import fixtures
-from veil.core import sanitise
-from veil.errors import MalformedImage, TooLarge
-from veil.formats.gif import Gif, iter_blocks
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.core import sanitise
+from veil.clean.errors import MalformedImage, TooLarge
+from veil.clean.formats.gif import Gif, iter_blocks
+from veil.clean.options import FaceMode, SanitiseOptions
 
 GIF = Gif()
 OFF = SanitiseOptions(faces=FaceMode.OFF)

@@ -4,10 +4,10 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from builders import encode, exif_block, gradient, insert_after_soi, jpeg_segment, xmp_packet
-from veil.errors import MalformedImage
-from veil.formats import jpeg as jpeg_format
-from veil.formats.exif import EXIF_APP1_PREFIX, is_minimal_orientation_exif
-from veil.formats.jpeg import Jpeg, estimate_quality, iter_segments
+from veil.clean.errors import MalformedImage
+from veil.clean.formats import jpeg as jpeg_format
+from veil.clean.formats.exif import EXIF_APP1_PREFIX, is_minimal_orientation_exif
+from veil.clean.formats.jpeg import Jpeg, estimate_quality, iter_segments
 
 JPEG = Jpeg()
 DECODING = jpeg_format.SOF_MARKERS | {0xC4, 0xDB, 0xDD, 0xDA}

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from builders import encode, exif_block, gradient, insert_before_iend, png_chunk, xmp_packet
-from veil.errors import MalformedImage, UnsupportedFormat
-from veil.formats.exif import is_minimal_orientation_exif
-from veil.formats.png import SIGNATURE, Png, iter_chunks
+from veil.clean.errors import MalformedImage, UnsupportedFormat
+from veil.clean.formats.exif import is_minimal_orientation_exif
+from veil.clean.formats.png import SIGNATURE, Png, iter_chunks
 
 PNG = Png()
 

@@ -18,13 +18,13 @@ from PIL import Image
 import fixtures
 from exiftool_judge import judge_bytes
 from fixtures import REENCODED_DIRTY
-from veil.core import sanitise
-from veil.errors import MalformedImage, SanitiseError, UnsupportedFormat
-from veil.formats import isobmff, sniff
-from veil.formats.heif import Avif, Heif
-from veil.formats.plain import Bmp, Pnm
-from veil.formats.tiff import Tiff, iter_ifds
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.core import sanitise
+from veil.clean.errors import MalformedImage, SanitiseError, UnsupportedFormat
+from veil.clean.formats import isobmff, sniff
+from veil.clean.formats.heif import Avif, Heif
+from veil.clean.formats.plain import Bmp, Pnm
+from veil.clean.formats.tiff import Tiff, iter_ifds
+from veil.clean.options import FaceMode, SanitiseOptions
 
 OFF = SanitiseOptions(faces=FaceMode.OFF)
 NAMES = list(REENCODED_DIRTY)
@@ -125,7 +125,7 @@ def test_an_icc_tag_that_holds_no_icc_profile_is_not_kept(faces):
 
 
 def test_an_icc_profile_is_cut_to_the_size_its_header_declares():
-    from veil.formats.base import icc_profile
+    from veil.clean.formats.base import icc_profile
 
     profile = fixtures.icc_profile()
     assert icc_profile(profile) == profile

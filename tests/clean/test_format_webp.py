@@ -5,9 +5,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from builders import encode, exif_block, gradient, xmp_packet
-from veil.errors import MalformedImage
-from veil.formats.exif import is_minimal_orientation_exif
-from veil.formats.webp import WebP, iter_chunks
+from veil.clean.errors import MalformedImage
+from veil.clean.formats.exif import is_minimal_orientation_exif
+from veil.clean.formats.webp import WebP, iter_chunks
 
 WEBP = WebP()
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -9,12 +9,12 @@ from PIL import Image
 
 from builders import encode, gradient, insert_after_soi, insert_before_iend, jpeg_segment, png_chunk
 from fixtures import riff_chunk
-from veil import core, verify
-from veil.core import sanitise
-from veil.errors import LengthNotPreserved, VerificationFailed
-from veil.formats import Gif, Jpeg, Png, WebP, sniff
-from veil.formats.jpeg import filler
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean import core, verify
+from veil.clean.core import sanitise
+from veil.clean.errors import LengthNotPreserved, VerificationFailed
+from veil.clean.formats import Gif, Jpeg, Png, WebP, sniff
+from veil.clean.formats.jpeg import filler
+from veil.clean.options import FaceMode, SanitiseOptions
 
 STRIP_ONLY = SanitiseOptions(faces=FaceMode.OFF, preserve_length=True)
 SECRET = b"Jane Doe, 12 Secret Lane" * 8

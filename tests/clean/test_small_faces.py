@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 
 from sample_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut, grace_hopper
 from veil import sanitise
-from veil.options import SanitiseOptions
+from veil.clean.options import SanitiseOptions
 
 PHOTO = (4000, 3000)
 FACE_SIZES = (22, 28, 36, 48)  # px: the face's long side after pasting
@@ -62,8 +62,8 @@ def test_default_settings_mask_every_small_face_in_a_12_mp_photo_opaquely(crowd)
 
 
 def test_small_uploads_are_upscaled_before_detection():
-    from veil.faces.detector import _plan_passes, default_detector
-    from veil.options import DetectionSettings
+    from veil.clean.faces.detector import _plan_passes, default_detector
+    from veil.clean.options import DetectionSettings
 
     settings = DetectionSettings()
     assert _plan_passes(480, 360, settings)[0].scale == 2.0
@@ -80,8 +80,8 @@ def test_small_uploads_are_upscaled_before_detection():
 
 
 def test_tile_and_coarse_settings_shape_the_passes():
-    from veil.faces.detector import _plan_passes, _tile_spans
-    from veil.options import DetectionSettings
+    from veil.clean.faces.detector import _plan_passes, _tile_spans
+    from veil.clean.options import DetectionSettings
 
     default = _plan_passes(4000, 3000, DetectionSettings())
     assert default[0].scale == pytest.approx(0.6) and default[0].tile == 1024

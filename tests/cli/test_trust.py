@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from veil import trust
+from veil.cli import trust
 
 VEIL = [sys.executable, "-m", "veil.cli"]
 

@@ -631,7 +631,7 @@ def check_clean(arrivals: dict[int, Arrival], results: dict[int, ImageVerdict], 
 
 
 def check_audit(audit_log: Path, uploads: list[Upload], arrivals: dict[int, Arrival]) -> list[Check]:
-    from veil.auditlog import files, verify
+    from veil.audit import files, verify
 
     records = [json.loads(line) for line in audit_log.read_text().splitlines() if line] if audit_log.exists() else []
     n = len(uploads)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from builders import exif_block
-from veil.formats import sniff
+from veil.clean.formats import sniff
 
 
 @cache
@@ -46,8 +46,8 @@ def metadata_problems(image: bytes) -> list[str]:
 
 
 def face_problems(image: bytes) -> list[str]:
-    from veil.faces import default_detector
-    from veil.options import DetectionSettings
+    from veil.clean.faces import default_detector
+    from veil.clean.options import DetectionSettings
 
     with Image.open(io.BytesIO(image)) as decoded:
         found = default_detector().detect(decoded.convert("RGB"), DetectionSettings())

@@ -13,8 +13,8 @@ import pytest
 
 from e2e.conftest import free_port, require_curl, start_mitmdump, stop
 from e2e.photos import face_photo_with_gps
-from veil.auditlog.files import chain_files
-from veil.auditlog.records import read_records
+from veil.audit.files import chain_files
+from veil.audit.records import read_records
 
 VEIL = Path(sys.executable).with_name("veil")
 # A JPEG that ends inside its first segment: malformed, so the default policy blocks it.

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from veil import audit
-from veil.auditlog.html_report import PALETTE
+from veil.audit.html_report import PALETTE
 
 VEIL = Path(sys.executable).with_name("veil")
 SERVICES = ("openai-api", "anthropic-api", "gemini-api")

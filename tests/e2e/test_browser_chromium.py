@@ -26,7 +26,7 @@ from builders import exif_block
 from e2e.browser import Browser
 from e2e.photos import assert_clean_and_masked, face_photo_with_gps
 from e2e.upstream import RecordingUpstream
-from veil import trust
+from veil.cli import trust
 
 APP = "https://chatgpt.com"
 

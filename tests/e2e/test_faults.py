@@ -30,8 +30,8 @@ from PIL import Image
 
 from e2e.conftest import DEFAULT_POLICY, free_port, start_mitmdump, stop
 from e2e.photos import assert_clean_and_masked, face_photo_with_gps
-from veil.auditlog import files
-from veil.auditlog.verify import verify
+from veil.audit import files
+from veil.audit.verify import verify
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 CLAUDE = "https://api.anthropic.com/v1/messages"

@@ -2,7 +2,7 @@
 
 import urllib.request
 
-from veil.pac import PAC_CONTENT_TYPE
+from veil.proxy.pac import PAC_CONTENT_TYPE
 
 
 def test_the_proxy_serves_its_pac_file(proxy):

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from veil import formats, verify
-from veil.errors import SanitiseError
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean import formats, verify
+from veil.clean.errors import SanitiseError
+from veil.clean.options import FaceMode, SanitiseOptions
 
 from . import carriers
 

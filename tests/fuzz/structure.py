@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from veil.formats import gif, isobmff, jpeg, png, sniff, webp
+from veil.clean.formats import gif, isobmff, jpeg, png, sniff, webp
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from e2e.conftest import DEFAULT_POLICY, start_mitmdump, stop
 from e2e.upstream import RecordingUpstream
-from veil.envelopes import NO_ENVELOPE, find_images
+from veil.proxy.envelopes import NO_ENVELOPE, find_images
 
 from . import checks, independent, stats
 from .bodies import Body, damaged, json_bodies, multipart_bodies, raw_bodies

@@ -5,9 +5,9 @@ Never another exception, never a hang, never a secret of the seed in the output.
 import pytest
 from hypothesis import given, settings
 
-from veil.core import sanitise
-from veil.errors import SanitiseError
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.core import sanitise
+from veil.clean.errors import SanitiseError
+from veil.clean.options import FaceMode, SanitiseOptions
 
 from . import checks, stats
 from .mutations import Mutant, mutants

@@ -1,7 +1,7 @@
 """Mutated request bodies through the pure gateway, the way the addon examines them
-(gateway.inspect, core cleaning, judge, rebuild), without the proxy or its worker pool.
+(pipeline.inspect, core cleaning, judge, rebuild), without the proxy or its worker pool.
 
-Property: nothing but gateway.RequestRefused escapes; and when the verdict forwards a
+Property: nothing but pipeline.RequestRefused escapes; and when the verdict forwards a
 body, every image a lenient server could decode from it is clean (independent.py), and
 none of the seeds' secrets is anywhere in it, raw or base64. The one exception to the
 byte scan is a body Veil could not parse at all and forwards because the policy says
@@ -16,7 +16,7 @@ import functools
 import pytest
 from hypothesis import given, settings
 
-from veil import gateway, workers
+from veil.proxy import pipeline, workers
 from veil.policy import load_policy_text
 
 from . import checks, independent, stats
@@ -45,16 +45,16 @@ def rule(path: str):
     return load_policy_text(POLICY).match("api.example.com", path, "POST").rule
 
 
-def examine(body: bytes, content_type: str | None, chosen) -> gateway.BodyVerdict:
+def examine(body: bytes, content_type: str | None, chosen) -> pipeline.BodyVerdict:
     """What addon.Veil._examine does for a sanitise rule, with cleaning in this process."""
-    inspection = gateway.inspect(body, content_type, chosen)
-    verdict = gateway.BodyVerdict(inspection.envelope, unparsed=gateway.unparsed_to_log(inspection, body, chosen), references=inspection.references)
+    inspection = pipeline.inspect(body, content_type, chosen)
+    verdict = pipeline.BodyVerdict(inspection.envelope, unparsed=pipeline.unparsed_to_log(inspection, body, chosen), references=inspection.references)
     options = chosen.sanitise_options()
     for slot in inspection.slots:
         result, error, ms = workers.clean(slot.image, options)
-        verdict.outcomes.append(gateway.judge(slot, chosen, result, error, ms))
+        verdict.outcomes.append(pipeline.judge(slot, chosen, result, error, ms))
     if not verdict.blocked:
-        verdict.body = gateway.rebuild(body, verdict.outcomes)
+        verdict.body = pipeline.rebuild(body, verdict.outcomes)
     return verdict
 
 
@@ -68,7 +68,7 @@ def _forwarded_is_clean(request: Body, path: str, prop: str) -> None:
     with checks.time_limit(SECONDS_PER_EXAMPLE):
         try:
             verdict = examine(request.data, request.content_type, chosen)
-        except gateway.RequestRefused:
+        except pipeline.RequestRefused:
             stats.count(prop, "refused: body could not be read")
             return
     if verdict.blocked:

@@ -7,7 +7,7 @@ from textwrap import dedent
 
 import pytest
 
-from veil.options import FaceMode, SanitiseOptions
+from veil.clean.options import FaceMode, SanitiseOptions
 from veil.policy import (
     DEFAULT_POLICY_PATH,
     Action,
@@ -21,7 +21,7 @@ from veil.policy import (
     load_policy_text,
 )
 
-CONFIG = Path(__file__).resolve().parents[1] / "config"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def problems(text: str, source: str = "p.yaml") -> list[str]:

@@ -4,7 +4,7 @@ from textwrap import dedent
 
 import pytest
 
-from veil.options import DetectionSettings
+from veil.clean.options import DetectionSettings
 from veil.policy import PolicyError, load_default_policy, load_policy_text
 
 MINIMAL = """\
@@ -145,7 +145,7 @@ def test_the_tile_overlap_must_fit_in_half_a_tile():
 
 
 def test_a_larger_tile_overlap_is_used_where_the_pass_needs_less():
-    from veil.faces.detector import _plan_passes
+    from veil.clean.faces.detector import _plan_passes
 
     default = _plan_passes(4000, 3000, DetectionSettings())
     wider = _plan_passes(4000, 3000, DetectionSettings(tile_overlap_px=200))

@@ -4,7 +4,7 @@ from textwrap import dedent
 
 import pytest
 
-from veil.options import FaceMode
+from veil.clean.options import FaceMode
 from veil.policy import Action, PolicyError, load_default_policy, load_policy_text
 
 IDENTITY = """\

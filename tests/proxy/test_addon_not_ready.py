@@ -2,7 +2,7 @@
 
 from mitmproxy.test import tflow
 
-from veil.addon import Veil
+from veil.proxy.addon import Veil
 
 
 def test_without_a_policy_every_request_is_answered_503():

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from veil.admission import Admission, Overloaded
+from veil.proxy.admission import Admission, Overloaded
 
 
 def test_images_beyond_the_workers_and_the_queue_are_refused_with_a_retry_time():

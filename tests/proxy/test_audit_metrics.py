@@ -2,7 +2,7 @@
 
 import urllib.request
 
-from veil.metrics import Metrics, MetricsServer
+from veil.proxy.metrics import Metrics, MetricsServer
 
 
 def test_counters_and_histogram_follow_the_audit_records():

@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from veil.content_encoding import UndecodableBody, decode_deflate, decode_gzip
+from veil.proxy.content_encoding import UndecodableBody, decode_deflate, decode_gzip
 
 DOCUMENT = b'{"messages": [{"content": "data:image/jpeg;base64,/9j/SECRET"}]}'
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from builders import encode, gradient, outside_spans
-from veil.envelopes import EnvelopeError, find_images, json_base64, splice
+from veil.proxy.envelopes import EnvelopeError, find_images, json_base64, splice
 
 JPEG = encode(gradient(), "JPEG", quality=80)
 PNG = encode(gradient((20, 12)), "PNG")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from builders import encode, exif_block, gradient
-from veil.envelopes import find_images, json_lines, splice
-from veil.envelopes.references import Reference
+from veil.proxy.envelopes import find_images, json_lines, splice
+from veil.proxy.envelopes.references import Reference
 
 
 def batch_line(number: int, image: bytes | None = None, url: str | None = None) -> bytes:

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from builders import encode, gradient, outside_spans
-from veil.envelopes import EnvelopeError, find_images, splice
-from veil.envelopes import multipart
+from veil.proxy.envelopes import EnvelopeError, find_images, splice
+from veil.proxy.envelopes import multipart
 
 BOUNDARY = b"----VeilBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = "multipart/form-data; boundary=" + BOUNDARY.decode()
@@ -278,7 +278,7 @@ def test_not_multipart_returns_none():
 
 
 def test_field_content_finds_a_named_part_by_offsets():
-    from veil.envelopes.multipart import field_content
+    from veil.proxy.envelopes.multipart import field_content
 
     body = b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nvision\r\n--b\r\nContent-Disposition: form-data; name="data"\r\n\r\n\x00\r\nraw\r\n--b--\r\n'
     assert field_content(body, "multipart/form-data; boundary=b", "data") == b"\x00\r\nraw"

@@ -3,7 +3,7 @@ import struct
 import pytest
 
 from builders import encode, gradient
-from veil.envelopes import ENVELOPES, find_images, looks_like_image, raw, splice
+from veil.proxy.envelopes import ENVELOPES, find_images, looks_like_image, raw, splice
 
 JPEG = encode(gradient(), "JPEG", quality=80)
 NEW_JPEG = encode(gradient((40, 40)), "JPEG", quality=60)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from veil.envelopes.references import Reference, find_references, public_target
+from veil.proxy.envelopes.references import Reference, find_references, public_target
 
 
 def refs(document) -> list[Reference]:

@@ -6,8 +6,8 @@ import stat
 import pytest
 from mitmproxy import exceptions
 
-from veil.cli import _open_proxy_refusal
-from veil.exposure import exposed_addresses, is_loopback, protect_ca_key, refuse_open_proxy
+from veil.cli.main import _open_proxy_refusal
+from veil.proxy.exposure import exposed_addresses, is_loopback, protect_ca_key, refuse_open_proxy
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])

@@ -4,8 +4,8 @@ import base64
 import hashlib
 import json
 
-from veil import integrity
-from veil.integrity import Resized, UploadLedger
+from veil.proxy import integrity
+from veil.proxy.integrity import Resized, UploadLedger
 
 
 def test_content_md5_is_base64_of_the_digest():

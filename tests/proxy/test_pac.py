@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from veil.pac import BadProxyAddress, pac_script, proxy_address
+from veil.proxy.pac import BadProxyAddress, pac_script, proxy_address
 from veil.policy import load_default_policy, load_policy_text
 
 VEIL = [sys.executable, "-m", "veil.cli"]
@@ -92,7 +92,7 @@ def test_bad_proxy_addresses(text):
 
 
 def test_the_command_writes_the_file(tmp_path):
-    policy, out = tmp_path / "policy.yaml", tmp_path / "veil.pac"
+    policy, out = tmp_path / "policy.yaml", tmp_path / "veil.proxy.pac"
     policy.write_text(POLICY)
     done = subprocess.run([*VEIL, "pac", "--policy", str(policy), "--proxy", "10.0.0.5:3128", "-o", str(out)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip

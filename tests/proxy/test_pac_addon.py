@@ -3,7 +3,7 @@
 import pytest
 from mitmproxy.test import taddons, tflow
 
-from veil.pac_addon import ServePac, addressed_to_proxy
+from veil.proxy.pac_addon import ServePac, addressed_to_proxy
 from veil.policy import load_default_policy
 
 

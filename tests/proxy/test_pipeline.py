@@ -6,7 +6,8 @@ import stat
 import pytest
 
 from builders import encode, exif_block, gradient
-from veil import audit, gateway
+from veil import audit
+from veil.proxy import pipeline
 from veil.policy import load_policy_text
 
 POLICY = """
@@ -41,12 +42,12 @@ def multipart(image: bytes) -> tuple[bytes, str]:
     return body, "multipart/form-data; boundary=XyZ"
 
 
-def verdict_for(path: str, body: bytes, content_type: str) -> gateway.BodyVerdict:
+def verdict_for(path: str, body: bytes, content_type: str) -> pipeline.BodyVerdict:
     chosen = rule(path)
-    envelope, slots = gateway.locate_images(body, content_type, chosen)
-    verdict = gateway.BodyVerdict(envelope, [gateway.clean_image(slot, chosen) for slot in slots])
+    envelope, slots = pipeline.locate_images(body, content_type, chosen)
+    verdict = pipeline.BodyVerdict(envelope, [pipeline.clean_image(slot, chosen) for slot in slots])
     if not verdict.blocked and chosen.action != "monitor":
-        verdict.body = gateway.rebuild(body, verdict.outcomes)
+        verdict.body = pipeline.rebuild(body, verdict.outcomes)
     return verdict
 
 
@@ -58,7 +59,7 @@ def test_sanitised_body_changes_only_inside_the_image():
     start, end = outcome.slot.span
     assert verdict.body[:start] == body[:start]
     assert verdict.body[start + len(outcome.result.data) :] == body[end:]
-    [record] = gateway.records(verdict, FACTS)
+    [record] = pipeline.records(verdict, FACTS)
     assert record["event"] == "sanitised" and record["location"] == "file" and record["user"] == "alice"
 
 
@@ -66,25 +67,25 @@ def test_monitor_leaves_the_body_alone_but_reports():
     body, content_type = multipart(gps_jpeg())
     verdict = verdict_for("/watch", body, content_type)
     assert verdict.body is None and verdict.outcomes[0].event == "monitored"
-    assert "gps" in gateway.records(verdict, FACTS)[0]["metadata_removed"]
+    assert "gps" in pipeline.records(verdict, FACTS)[0]["metadata_removed"]
 
 
 def test_broken_image_blocks_the_request_or_passes_when_the_rule_allows():
     body, content_type = multipart(gps_jpeg()[:300])
     strict = verdict_for("/clean", body, content_type)
     assert strict.blocked and "past the end" in strict.blocked.reason
-    assert [r["event"] for r in gateway.records(strict, FACTS)] == ["blocked"]
+    assert [r["event"] for r in pipeline.records(strict, FACTS)] == ["blocked"]
     lenient = verdict_for("/lenient", body, content_type)
     assert lenient.outcomes[0].event == "passed" and lenient.body is None
 
 
 def test_unparsable_bodies_follow_the_rule():
     protobuf = b"\x0a\x05hello\x12\x03abc"
-    assert gateway.locate_images(protobuf, "application/proto", rule("/clean")) == ("none", [])
-    with pytest.raises(gateway.RequestRefused, match="cannot inspect"):
-        gateway.locate_images(protobuf, "application/proto", rule("/strict"))
-    with pytest.raises(gateway.RequestRefused, match="could not be parsed"):
-        gateway.locate_images(b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nx", "multipart/form-data; boundary=XyZ", rule("/clean"))
+    assert pipeline.locate_images(protobuf, "application/proto", rule("/clean")) == ("none", [])
+    with pytest.raises(pipeline.RequestRefused, match="cannot inspect"):
+        pipeline.locate_images(protobuf, "application/proto", rule("/strict"))
+    with pytest.raises(pipeline.RequestRefused, match="could not be parsed"):
+        pipeline.locate_images(b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nx", "multipart/form-data; boundary=XyZ", rule("/clean"))
 
 
 def test_records_hold_facts_and_hashes_never_image_bytes(tmp_path):
@@ -92,7 +93,7 @@ def test_records_hold_facts_and_hashes_never_image_bytes(tmp_path):
     body, content_type = multipart(image)
     verdict = verdict_for("/clean", body, content_type)
     log = audit.AuditLog(tmp_path / "audit.jsonl")
-    for record in gateway.records(verdict, FACTS):
+    for record in pipeline.records(verdict, FACTS):
         log.write(record)
     log.close()
     text = (tmp_path / "audit.jsonl").read_text()
@@ -117,53 +118,53 @@ REFERENCING = json.dumps({"messages": [{"role": "user", "content": [
 ]}]}).encode()  # fmt: skip
 
 
-def verdict_of(path: str, body: bytes, content_type: str | None) -> gateway.BodyVerdict:
-    """What the addon builds from gateway.inspect, without cleaning (no images here)."""
+def verdict_of(path: str, body: bytes, content_type: str | None) -> pipeline.BodyVerdict:
+    """What the addon builds from pipeline.inspect, without cleaning (no images here)."""
     chosen = rule(path)
-    inspection = gateway.inspect(body, content_type, chosen)
-    return gateway.BodyVerdict(
+    inspection = pipeline.inspect(body, content_type, chosen)
+    return pipeline.BodyVerdict(
         inspection.envelope,
-        unparsed=gateway.unparsed_to_log(inspection, body, chosen),
+        unparsed=pipeline.unparsed_to_log(inspection, body, chosen),
         references=inspection.references,
     )
 
 
 def test_unparsed_bodies_log_by_default_with_one_passed_record():
     verdict = verdict_of("/clean", PROTOBUF, "application/proto")
-    [record] = gateway.records(verdict, FACTS)
+    [record] = pipeline.records(verdict, FACTS)
     assert record["event"] == "passed" and "no parser" in record["reason"] and record["location"] is None
 
 
 def test_unparsed_bodies_allow_forwards_without_a_record():
     verdict = verdict_of("/quiet", PROTOBUF, "application/proto")
-    assert not verdict.unparsed and gateway.records(verdict, FACTS) == []
+    assert not verdict.unparsed and pipeline.records(verdict, FACTS) == []
 
 
 def test_unparsed_bodies_block_refuses():
-    with pytest.raises(gateway.RequestRefused, match="cannot inspect"):
+    with pytest.raises(pipeline.RequestRefused, match="cannot inspect"):
         verdict_of("/strict", PROTOBUF, "application/proto")
 
 
 def test_an_empty_body_is_not_an_unparsed_one():
-    assert gateway.records(verdict_of("/clean", b"", None), FACTS) == []
+    assert pipeline.records(verdict_of("/clean", b"", None), FACTS) == []
 
 
 def test_image_references_log_one_passed_record_each_without_the_query():
     verdict = verdict_of("/clean", REFERENCING, "application/json")
-    [record] = gateway.records(verdict, FACTS)
+    [record] = pipeline.records(verdict, FACTS)
     assert record["event"] == "passed" and record["envelope"] == "json"
     assert record["location"] == "$.messages[0].content[0].image_url.url"
     assert "https://cdn.example.com/p/cat.jpg" in record["reason"] and "Veil never sees it" in record["reason"]
     assert "SECRET" not in json.dumps(record) and "?" not in record["reason"]
-    assert "1 image(s) given by URL" in gateway.summary(verdict)
+    assert "1 image(s) given by URL" in pipeline.summary(verdict)
 
 
 def test_image_references_allow_skips_them():
-    assert gateway.records(verdict_of("/quiet", REFERENCING, "application/json"), FACTS) == []
+    assert pipeline.records(verdict_of("/quiet", REFERENCING, "application/json"), FACTS) == []
 
 
 def test_image_references_block_refuses_naming_the_path_not_the_query():
-    with pytest.raises(gateway.RequestRefused) as refused:
+    with pytest.raises(pipeline.RequestRefused) as refused:
         verdict_of("/no-refs", REFERENCING, "application/json")
     assert "$.messages[0].content[0].image_url.url" in refused.value.reason
     assert "SECRET" not in refused.value.reason and "given by URL" in refused.value.reason
@@ -171,15 +172,15 @@ def test_image_references_block_refuses_naming_the_path_not_the_query():
 
 def test_monitor_never_blocks_what_it_cannot_see_it_records_it():
     verdict = verdict_of("/watch-refs", REFERENCING, "application/json")
-    assert [record["event"] for record in gateway.records(verdict, FACTS)] == ["passed"]
+    assert [record["event"] for record in pipeline.records(verdict, FACTS)] == ["passed"]
     unparsed = verdict_of("/watch-refs", PROTOBUF, "application/proto")
-    assert [record["event"] for record in gateway.records(unparsed, FACTS)] == ["passed"]
-    assert gateway.websocket_decision(rule("/watch-refs")) == "log"
+    assert [record["event"] for record in pipeline.records(unparsed, FACTS)] == ["passed"]
+    assert pipeline.websocket_decision(rule("/watch-refs")) == "log"
 
 
 def test_websocket_decision_follows_unparsed_bodies():
-    assert gateway.websocket_decision(rule("/clean")) == "log"
-    assert gateway.websocket_decision(rule("/quiet")) == "allow"
-    assert gateway.websocket_decision(rule("/strict")) == "block"
-    record = gateway.websocket_record(FACTS)
+    assert pipeline.websocket_decision(rule("/clean")) == "log"
+    assert pipeline.websocket_decision(rule("/quiet")) == "allow"
+    assert pipeline.websocket_decision(rule("/strict")) == "block"
+    record = pipeline.websocket_record(FACTS)
     assert record["event"] == "passed" and record["envelope"] == "websocket" and "not inspected" in record["reason"]

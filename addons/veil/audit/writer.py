@@ -1,7 +1,7 @@
 """The audit log: one JSON line per intervention, append-only, facts and hashes only.
 
 No image bytes, no face crops, no query strings (they carry signatures and tokens)
-ever reach this file. Each record is chained to the one before it (auditlog/chain.py
+ever reach this file. Each record is chained to the one before it (chain.py
 says how), across restarts and rotated files. A chain has one writer: each proxy
 process must write its own file, since two writers appending to one file would each
 continue their own chain and interleave them (the verifier would flag the file).
@@ -12,90 +12,12 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .auditlog import chain, files
+from . import chain, files
+from .events import now_rfc3339
 
 log = logging.getLogger("veil")
-
-EVENTS = ("sanitised", "monitored", "blocked", "passed")
-
-
-@dataclass(frozen=True)
-class RequestFacts:
-    """What the audit needs to know about the request an image travelled in."""
-
-    client: str
-    user: str | None
-    service: str
-    rule: str
-    method: str
-    url: str  # scheme://host/path, never the query string
-
-
-def public_url(scheme: str, host: str, port: int, path: str) -> str:
-    default_port = {"https": 443, "http": 80}.get(scheme)
-    authority = host if port == default_port else f"{host}:{port}"
-    return f"{scheme}://{authority}{path.split('?', 1)[0]}"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def image_record(
-    event: str,
-    facts: RequestFacts,
-    *,
-    envelope: str | None,
-    location: str | None,
-    report: dict | None = None,
-    reason: str | None = None,
-    duration_ms: float | None = None,
-    image_facts: dict | None = None,
-) -> dict:
-    """One record. `report` is a sanitise report (dict); `image_facts` fills the size and
-    hash fields when there is no report (a blocked or passed image)."""
-    assert event in EVENTS, event
-    report = report or {}
-    facts_before = image_facts or {}
-    return {
-        "ts": now_rfc3339(),
-        "event": event,
-        "client": facts.client,
-        "user": facts.user,
-        "service": facts.service,
-        "rule": facts.rule,
-        "method": facts.method,
-        "url": facts.url,
-        "envelope": envelope,
-        "location": location,
-        "format": report.get("format", facts_before.get("format")),
-        "actions": _actions(event, report),
-        "metadata_removed": report.get("metadata_removed", []),
-        "faces": len(report.get("faces", [])),
-        "bytes_before": report.get("bytes_before", facts_before.get("bytes")),
-        "bytes_after": report.get("bytes_after") if event == "sanitised" else None,
-        "sha256_before": report.get("sha256_before", facts_before.get("sha256")),
-        "sha256_after": report.get("sha256_after") if event == "sanitised" else None,
-        "duration_ms": None if duration_ms is None else round(duration_ms, 2),
-        "reason": reason,
-    }
-
-
-def _actions(event: str, report: dict) -> list[str]:
-    if event not in ("sanitised", "monitored") or not report:
-        return []
-    actions = ["strip"] if report.get("metadata_removed") else []
-    if report.get("faces"):
-        actions.append(f"faces:{report.get('face_mode')}")
-    if report.get("reencoded"):
-        actions.append("reencode")
-    if report.get("padding"):
-        actions.append("pad")  # zero filler added to keep the original length (preserve_length)
-    return actions
-
 
 @dataclass(frozen=True)
 class Rotation:

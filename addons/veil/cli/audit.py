@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .auditlog import ecs, files, html_report, records, summary, verify
+from ..audit import ecs, files, html_report, records, summary, verify
 
 EXIT_BROKEN, EXIT_USAGE = 1, 2
 

@@ -146,9 +146,9 @@ def _apply(step_list: list[trust.Step], system: str, assume_yes: bool) -> int:
 
 
 def _pac(args: argparse.Namespace) -> int:
-    from .cli import _write_atomically
-    from .pac import BadProxyAddress, pac_script
-    from .policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+    from ..policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+    from ..proxy.pac import BadProxyAddress, pac_script
+    from .output import write_atomically
 
     try:
         script = pac_script(load_policy(args.policy or DEFAULT_POLICY_PATH), args.proxy)
@@ -162,7 +162,7 @@ def _pac(args: argparse.Namespace) -> int:
         sys.stdout.write(script)
         return 0
     try:
-        _write_atomically(Path(args.output), script.encode())
+        write_atomically(Path(args.output), script.encode())
     except OSError as error:
         print(f"veil: cannot write {args.output}: {error.strerror}", file=sys.stderr)
         return EXIT_REFUSED

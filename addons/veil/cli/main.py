@@ -8,13 +8,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from .cli_audit import register as register_audit_commands
-from .cli_browser import register as register_browser_commands
-from .errors import SanitiseError
-from .options import FaceMode, SanitiseOptions
+from ..clean.errors import SanitiseError
+from ..clean.options import FaceMode, SanitiseOptions
+from .audit import register as register_audit_commands
+from .browser import register as register_browser_commands
+from .output import write_atomically
 
 EXIT_REFUSED = 2
 
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scrub(args: argparse.Namespace) -> int:
-    from .core import sanitise  # imported here so `veil --help` stays instant
+    from ..clean.core import sanitise  # imported here so `veil --help` stays instant
 
     options = SanitiseOptions(
         faces=FaceMode(args.faces), keep_icc=not args.drop_icc, max_pixels=int(args.max_megapixels * 1e6)
@@ -89,7 +89,7 @@ def _scrub(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
     else:
         try:
-            _write_atomically(Path(args.output), result.data)
+            write_atomically(Path(args.output), result.data)
         except OSError as error:
             return _refuse(f"cannot write {args.output}: {error.strerror}")
     if args.json:
@@ -98,7 +98,7 @@ def _scrub(args: argparse.Namespace) -> int:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
-    from .policy import PolicyError, load_policy
+    from ..policy import PolicyError, load_policy
 
     try:
         policy = load_policy(args.file)
@@ -117,10 +117,10 @@ def _policy_check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Validates the policy first (a readable message beats a mitmproxy traceback), then
     becomes mitmdump with the Veil addon."""
-    from .addon import DEFAULT_POLICY, default_audit_log
-    from .policy import PolicyError, load_policy
+    from ..policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+    from ..proxy.addon import default_audit_log
 
-    policy_path = Path(args.policy or DEFAULT_POLICY)
+    policy_path = Path(args.policy or DEFAULT_POLICY_PATH)
     try:
         load_policy(policy_path)
     except PolicyError as error:
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         str(Path(sys.executable).with_name("mitmdump")),
         "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
         "--set", f"confdir={confdir}",
-        "-s", str(Path(__file__).resolve().parents[1] / "veil_addon.py"),
+        "-s", str(Path(__file__).resolve().parents[2] / "veil_addon.py"),
         "--set", f"veil_policy={policy_path.resolve()}",
         "--set", f"veil_audit_log={audit_log}",
         *(["--set", "veil_allow_open_proxy=true"] if args.allow_open_proxy else []),
@@ -154,7 +154,7 @@ def _open_proxy_refusal(listen_host: str, allowed: bool, extra: list[str]) -> st
     proxy authentication (the addon still checks modes and options given after --)."""
     from mitmproxy import exceptions
 
-    from .exposure import refuse_open_proxy
+    from ..proxy.exposure import refuse_open_proxy
 
     if any("proxyauth" in argument or "veil_allow_open_proxy" in argument for argument in extra):
         return None
@@ -183,20 +183,6 @@ def _refuse(message: str) -> int:
     print(f"veil: {message}", file=sys.stderr)
     return EXIT_REFUSED
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers never see a half-written image, and a failure leaves no file behind."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise a user
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 if __name__ == "__main__":

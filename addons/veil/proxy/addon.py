@@ -1,6 +1,6 @@
 """The mitmproxy adapter: options, hooks, the worker pool, flow comments.
 
-Everything that decides lives in `gateway` (pure); this module only moves bytes
+Everything that decides lives in `pipeline` (pure); this module only moves bytes
 between mitmproxy flows and that logic, off the event loop.
 """
 
@@ -15,19 +15,17 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from . import content_encoding, exposure, gateway, integrity
+from ..audit import AuditLog, RequestFacts, Rotation, public_url
+from ..clean.errors import SanitiseError
+from ..policy import DEFAULT_POLICY_PATH, Match, Policy, PolicyError, load_policy
+from . import content_encoding, exposure, integrity, pipeline
 from .admission import Admission, Overloaded
-from .audit import AuditLog, RequestFacts, Rotation, public_url
 from .envelopes import multipart
-from .errors import SanitiseError
 from .metrics import Metrics, MetricsServer, Status
-from .policy import Match, Policy, PolicyError, load_policy
 from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logging.getLogger("veil")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
@@ -68,7 +66,7 @@ class Veil:
         self._housekeeping: asyncio.Task | None = None
 
     def load(self, loader):
-        loader.add_option("veil_policy", str, str(DEFAULT_POLICY), "Veil's YAML policy file.")
+        loader.add_option("veil_policy", str, str(DEFAULT_POLICY_PATH), "Veil's YAML policy file.")
         loader.add_option("veil_audit_log", str, str(default_audit_log()), "Veil's audit log (JSON lines, append-only).")
         loader.add_option(
             "veil_audit_rotate_bytes", int, 0, "Start a new audit file once it reaches this size (0: never)."
@@ -308,9 +306,9 @@ class Veil:
         try:
             if self.draining and match.rule.action in ("sanitise", "monitor"):
                 self.metrics.count_error("draining")
-                raise gateway.RequestRefused("Veil is shutting down; retry the upload", status=503, retry_after=1)
+                raise pipeline.RequestRefused("Veil is shutting down; retry the upload", status=503, retry_after=1)
             verdict = await self._examine(flow, match)
-        except gateway.RequestRefused as refusal:
+        except pipeline.RequestRefused as refusal:
             self._refuse(flow, facts, refusal)
             return
         if self._apply(flow, verdict, facts) and not flow.response:
@@ -319,13 +317,13 @@ class Veil:
     def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
         """Veil does not read WebSocket frames: `unparsed_bodies` (or action: block) decides."""
         facts = _facts(flow, match)
-        decision = gateway.websocket_decision(match.rule)
+        decision = pipeline.websocket_decision(match.rule)
         if decision == "block":
             reason = (f"the policy blocks uploads to {match.service}" if match.rule.action == "block"
                       else "WebSocket frames cannot be inspected by Veil, and the policy blocks what it cannot inspect")  # fmt: skip
-            self._refuse(flow, facts, gateway.RequestRefused(reason))
+            self._refuse(flow, facts, pipeline.RequestRefused(reason))
         elif decision == "log":
-            if not self._record([gateway.websocket_record(facts)]):
+            if not self._record([pipeline.websocket_record(facts)]):
                 self._refuse(flow, facts, self._audit_refusal())
                 return
             flow.comment = "Veil: WebSocket frames are not inspected (allowed by the policy)"
@@ -354,7 +352,7 @@ class Veil:
             upload_id, data, changed = pending
             self.uploads.part_received(upload_id, part_id, data, changed)
 
-    def _follow_openai_upload(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict):
+    def _follow_openai_upload(self, flow: http.HTTPFlow, verdict: pipeline.BodyVerdict):
         """OpenAI Uploads: remember each part as sent; give `complete` the md5 of those bytes."""
         path = flow.request.path
         upload_id = integrity.upload_part_id(path)
@@ -370,10 +368,10 @@ class Veil:
                 flow.request.content = fixed
                 flow.comment = "Veil: md5 recomputed for the parts it cleaned"
 
-    async def _examine(self, flow: http.HTTPFlow, match: Match) -> gateway.BodyVerdict:
+    async def _examine(self, flow: http.HTTPFlow, match: Match) -> pipeline.BodyVerdict:
         rule = match.rule
         if rule.action == "block":
-            raise gateway.RequestRefused(f"the policy blocks uploads to {match.service}")
+            raise pipeline.RequestRefused(f"the policy blocks uploads to {match.service}")
         body = _decoded_body(flow, rule.limits.max_body_bytes)
         content_type = flow.request.headers.get("content-type")
         inspection = await self._parse(body, content_type, rule)
@@ -381,57 +379,57 @@ class Veil:
         if rule.action == "sanitise":
             split = integrity.split_upload_refusal(flow.request.headers, bool(slots))
             if split:
-                raise gateway.RequestRefused(split)
-        verdict = gateway.BodyVerdict(
-            envelope, unparsed=gateway.unparsed_to_log(inspection, body, rule), references=inspection.references
+                raise pipeline.RequestRefused(split)
+        verdict = pipeline.BodyVerdict(
+            envelope, unparsed=pipeline.unparsed_to_log(inspection, body, rule), references=inspection.references
         )
         if rule.action == "allow":
-            verdict.outcomes = [gateway.allowed(slot) for slot in slots]
+            verdict.outcomes = [pipeline.allowed(slot) for slot in slots]
             return verdict
         verdict.outcomes = await self._clean_all(slots, rule)
         if not verdict.blocked and rule.action != "monitor":
-            verdict.body = gateway.rebuild(body, verdict.outcomes)
+            verdict.body = pipeline.rebuild(body, verdict.outcomes)
         return verdict
 
     async def _parse(self, body: bytes, content_type: str | None, rule):
         if len(body) <= INLINE_PARSE_BYTES:  # a chat request: microseconds, no hand-off
-            return gateway.inspect(body, content_type, rule)
+            return pipeline.inspect(body, content_type, rule)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.parser_pool, gateway.inspect, body, content_type, rule)
+        return await loop.run_in_executor(self.parser_pool, pipeline.inspect, body, content_type, rule)
 
-    async def _clean_all(self, slots, rule) -> list[gateway.ImageOutcome]:
+    async def _clean_all(self, slots, rule) -> list[pipeline.ImageOutcome]:
         admission = self.admission
         try:
             admission.admit(len(slots))
         except Overloaded as overload:
             self.metrics.count_error("overloaded")
             if rule.on_error == "allow" or rule.action == "monitor":
-                return [gateway.judge(slot, rule, None, SanitiseError(overload.reason), 0.0) for slot in slots]
-            raise gateway.RequestRefused(overload.reason, status=503, retry_after=overload.retry_after) from None
+                return [pipeline.judge(slot, rule, None, SanitiseError(overload.reason), 0.0) for slot in slots]
+            raise pipeline.RequestRefused(overload.reason, status=503, retry_after=overload.retry_after) from None
         try:
             return list(await asyncio.gather(*(self._clean_one(slot, rule, admission) for slot in slots)))
         finally:
             admission.release(len(slots))
 
-    async def _clean_one(self, slot, rule, admission: Admission) -> gateway.ImageOutcome:
+    async def _clean_one(self, slot, rule, admission: Admission) -> pipeline.ImageOutcome:
         timeout = rule.limits.image_timeout_seconds
         async with admission.worker():
             try:
                 result, error, ms = await self.pool.clean(slot.image, rule.sanitise_options(), timeout)
             except WorkerTimeout:
                 self.metrics.count_error("worker_timeout")
-                return gateway.timed_out(slot, rule, timeout)
+                return pipeline.timed_out(slot, rule, timeout)
             except WorkerCrashed:
                 # Say, a native crash in a decoder: this image fails closed, the pool was replaced.
                 self.metrics.count_error("worker_crash")
-                return gateway.judge(slot, rule, None, SanitiseError("the image crashed Veil's image cleaner"), 0.0)
+                return pipeline.judge(slot, rule, None, SanitiseError("the image crashed Veil's image cleaner"), 0.0)
         admission.observe(ms / 1000)
-        return gateway.judge(slot, rule, result, error, ms)
+        return pipeline.judge(slot, rule, result, error, ms)
 
-    def _apply(self, flow: http.HTTPFlow, verdict: gateway.BodyVerdict, facts: RequestFacts) -> bool:
+    def _apply(self, flow: http.HTTPFlow, verdict: pipeline.BodyVerdict, facts: RequestFacts) -> bool:
         """Forward (or block) as the verdict says; False when the upload had to be refused
         because its audit records could not be written."""
-        if not self._record(gateway.records(verdict, facts)):
+        if not self._record(pipeline.records(verdict, facts)):
             self._refuse(flow, facts, self._audit_refusal())
             return False
         if verdict.unparsed:
@@ -451,13 +449,13 @@ class Veil:
             fixes = integrity.header_fixes(flow.request.headers, flow.request.raw_content or b"", resized)
             for name, value in fixes.items():
                 flow.request.headers[name] = value
-        flow.comment = gateway.summary(verdict)
+        flow.comment = pipeline.summary(verdict)
         first = verdict.blocked or (verdict.outcomes[0] if verdict.outcomes else None)
         flow.marked = _MARKERS[first.event if first else "passed"]
         return True
 
-    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, refusal: gateway.RequestRefused):
-        record = gateway.refusal_record(facts, refusal.reason)
+    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, refusal: pipeline.RequestRefused):
+        record = pipeline.refusal_record(facts, refusal.reason)
         if not self._record([record]):
             self._keep_for_later(record)
         _answer_blocked(flow, refusal.reason, refusal.status, refusal.retry_after)
@@ -490,9 +488,9 @@ class Veil:
             self.metrics.observe(record)
         return True
 
-    def _audit_refusal(self) -> gateway.RequestRefused:
+    def _audit_refusal(self) -> pipeline.RequestRefused:
         reason = f"Veil cannot write its audit log ({self.audit_failure}) and forwards nothing it cannot account for"
-        return gateway.RequestRefused(reason, status=503, retry_after=5)
+        return pipeline.RequestRefused(reason, status=503, retry_after=5)
 
     def _flush_audit_backlog(self) -> bool:
         if not self.audit_backlog:
@@ -535,7 +533,7 @@ def _refuse_streaming_of_protected_bodies(policy: Policy | None):
 def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
     raw = flow.request.raw_content or b""
     if len(raw) > limit:
-        raise gateway.RequestRefused(f"the request body is {len(raw):,} bytes; the policy inspects at most {limit:,}")
+        raise pipeline.RequestRefused(f"the request body is {len(raw):,} bytes; the policy inspects at most {limit:,}")
     encoding = flow.request.headers.get("content-encoding", "").strip().lower()
     try:
         if encoding in content_encoding.DECODERS:
@@ -544,9 +542,9 @@ def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
             body = flow.request.get_content(strict=True) or b""
     except ValueError as error:
         detail = f" ({error})" if isinstance(error, content_encoding.UndecodableBody) else ""
-        raise gateway.RequestRefused(f"the request body's Content-Encoding could not be decoded{detail}") from None
+        raise pipeline.RequestRefused(f"the request body's Content-Encoding could not be decoded{detail}") from None
     if len(body) > limit:
-        raise gateway.RequestRefused(f"the decoded request body exceeds the policy's {limit:,} byte limit")
+        raise pipeline.RequestRefused(f"the decoded request body exceeds the policy's {limit:,} byte limit")
     return body
 
 

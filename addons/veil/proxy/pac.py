@@ -17,7 +17,7 @@ import ipaddress
 import json
 import re
 
-from .policy import Policy
+from ..policy import Policy
 
 PAC_PATH = "/proxy.pac"
 PAC_CONTENT_TYPE = "application/x-ns-proxy-autoconfig"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from mitmproxy import ctx, http
 
+from ..policy import Policy
 from .pac import PAC_CONTENT_TYPE, PAC_PATH, pac_script
-from .policy import Policy
 
 log = logging.getLogger("veil")
 

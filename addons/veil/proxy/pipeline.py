@@ -8,13 +8,13 @@ whether the request may go on, and rebuild the body byte-exactly.
 import hashlib
 from dataclasses import dataclass, field
 
-from . import audit
+from .. import audit
+from ..clean.errors import SanitiseError
+from ..clean.report import Result
+from ..policy import Rule
 from .envelopes import find_images, json_lines, splice
 from .envelopes.base import EnvelopeError, ImageSlot
 from .envelopes.references import Reference, find_references
-from .errors import SanitiseError
-from .policy import Rule
-from .report import Result
 
 
 class RequestRefused(Exception):

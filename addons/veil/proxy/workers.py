@@ -17,10 +17,10 @@ import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .core import sanitise
-from .errors import SanitiseError
-from .options import SanitiseOptions
-from .report import Result
+from ..clean.core import sanitise
+from ..clean.errors import SanitiseError
+from ..clean.options import SanitiseOptions
+from ..clean.report import Result
 
 log = logging.getLogger("veil")
 
@@ -50,7 +50,7 @@ def _prepare_worker(proxy_pid: int) -> None:
     # One inference thread per worker: the pool already runs one worker per core.
     os.environ.setdefault("VEIL_ORT_THREADS", "1")
     try:
-        from .faces import default_detector
+        from ..clean.faces import default_detector
 
         default_detector()  # load the model now, not on the first photo
     except RuntimeError:

@@ -17,7 +17,7 @@ same encoding, so `splice` can rebuild the body with every other byte untouched.
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..errors import SanitiseError
+from ...clean.errors import SanitiseError
 
 
 class EnvelopeError(SanitiseError):

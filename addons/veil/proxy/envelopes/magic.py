@@ -9,7 +9,7 @@ random base64 strings such as hashes and tokens practically never match it.
 
 import struct
 
-from ..formats import FORMATS
+from ...clean.formats import FORMATS
 
 # Enough for every check below, including a few compatible brands of an ftyp box.
 HEAD_BYTES = 64

@@ -1,0 +1,83 @@
+"""What one audit record says: the events, the request facts, and the record itself.
+
+Facts and hashes only: no image bytes, no face crops, no query strings."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+EVENTS = ("sanitised", "monitored", "blocked", "passed")
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the audit needs to know about the request an image travelled in."""
+
+    client: str
+    user: str | None
+    service: str
+    rule: str
+    method: str
+    url: str  # scheme://host/path, never the query string
+
+
+def public_url(scheme: str, host: str, port: int, path: str) -> str:
+    default_port = {"https": 443, "http": 80}.get(scheme)
+    authority = host if port == default_port else f"{host}:{port}"
+    return f"{scheme}://{authority}{path.split('?', 1)[0]}"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def image_record(
+    event: str,
+    facts: RequestFacts,
+    *,
+    envelope: str | None,
+    location: str | None,
+    report: dict | None = None,
+    reason: str | None = None,
+    duration_ms: float | None = None,
+    image_facts: dict | None = None,
+) -> dict:
+    """One record. `report` is a sanitise report (dict); `image_facts` fills the size and
+    hash fields when there is no report (a blocked or passed image)."""
+    assert event in EVENTS, event
+    report = report or {}
+    facts_before = image_facts or {}
+    return {
+        "ts": now_rfc3339(),
+        "event": event,
+        "client": facts.client,
+        "user": facts.user,
+        "service": facts.service,
+        "rule": facts.rule,
+        "method": facts.method,
+        "url": facts.url,
+        "envelope": envelope,
+        "location": location,
+        "format": report.get("format", facts_before.get("format")),
+        "actions": _actions(event, report),
+        "metadata_removed": report.get("metadata_removed", []),
+        "faces": len(report.get("faces", [])),
+        "bytes_before": report.get("bytes_before", facts_before.get("bytes")),
+        "bytes_after": report.get("bytes_after") if event == "sanitised" else None,
+        "sha256_before": report.get("sha256_before", facts_before.get("sha256")),
+        "sha256_after": report.get("sha256_after") if event == "sanitised" else None,
+        "duration_ms": None if duration_ms is None else round(duration_ms, 2),
+        "reason": reason,
+    }
+
+
+def _actions(event: str, report: dict) -> list[str]:
+    if event not in ("sanitised", "monitored") or not report:
+        return []
+    actions = ["strip"] if report.get("metadata_removed") else []
+    if report.get("faces"):
+        actions.append(f"faces:{report.get('face_mode')}")
+    if report.get("reencoded"):
+        actions.append("reencode")
+    if report.get("padding"):
+        actions.append("pad")  # zero filler added to keep the original length (preserve_length)
+    return actions
