@@ -206,9 +206,9 @@ def test_a_websocket_upgrade_takes_the_first_rule_whose_paths_match_whatever_its
       - {name: app}
 """)
     assert loaded.match("api.example.com", "/c/api/chat?x=1", "GET") is None  # default methods
-    assert loaded.match_websocket("api.example.com", "/c/api/chat?x=1").rule_name == "chat"
-    assert loaded.match_websocket("api.example.com", "/other").rule_name == "app"
-    assert loaded.match_websocket("unrelated.example.org", "/c/api/chat") is None
+    assert loaded.match_any_method("api.example.com", "/c/api/chat?x=1").rule_name == "chat"
+    assert loaded.match_any_method("api.example.com", "/other").rule_name == "app"
+    assert loaded.match_any_method("unrelated.example.org", "/c/api/chat") is None
 
 
 # ---- host matching --------------------------------------------------------------------------
@@ -392,7 +392,7 @@ def test_a_misspelt_value_names_file_line_path_and_the_choices():
 def test_an_unknown_key_suggests_the_close_one():
     assert problems(MINIMAL + "    fcaes: mask\n") == [
         "p.yaml, line 5: services.svc.fcaes: unknown key; did you mean 'faces'? allowed here: hosts, rules, action, strip, "
-        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, image_references, limits, detection"
+        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, image_references, opaque_files, limits, detection"
     ]
 
 

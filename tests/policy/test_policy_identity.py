@@ -65,8 +65,8 @@ def test_groups_are_kept_and_named(identity_policy):
 
 
 def test_a_websocket_upgrade_is_matched_for_its_user_too(identity_policy):
-    assert identity_policy.match_websocket("api.openai.com", "/v1/realtime", "bob").rule_name == "research-exempt"
-    assert identity_policy.match_websocket("api.openai.com", "/v1/realtime", None).rule_name == "everyone"
+    assert identity_policy.match_any_method("api.openai.com", "/v1/realtime", "bob").rule_name == "research-exempt"
+    assert identity_policy.match_any_method("api.openai.com", "/v1/realtime", None).rule_name == "everyone"
 
 
 def test_without_a_rule_for_everyone_other_users_are_not_covered():

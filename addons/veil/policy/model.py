@@ -7,7 +7,7 @@ Pure: no mitmproxy import, no network. The addon asks four questions of a `Polic
 - `protects_host(host)`: is this host one Veil is responsible for?
 - `match(host, path, method)`: which service and rule apply to this request, with every
   setting already resolved (built-in defaults <- `defaults:` <- service <- rule).
-- `match_websocket(host, path)`: the rule for a WebSocket upgrade, a GET: the first rule
+- `match_any_method(host, path)`: the rule for a WebSocket upgrade or a GET with a body: the first rule
   whose paths match, whatever its methods (its `unparsed_bodies` decides: frames are not read).
 
 Reading the YAML (with line-precise errors) is `reader.py`; host and path patterns are
@@ -86,6 +86,16 @@ class ImageReferences(str, Enum):
     BLOCK = "block"  # refuse with the readable 403
 
 
+class OpaqueFiles(str, Enum):
+    """What happens to a request carrying a file the egress scan cannot look inside: an
+    encrypted ZIP or PDF, a damaged or unknown container, one over the scan's limits, a
+    video. Such a file may hold photos, faces or GPS that Veil cannot prove clean."""
+
+    ALLOW = "allow"  # forward, no record
+    LOG = "log"  # forward, and write one `passed` record saying what and why
+    BLOCK = "block"  # refuse with the readable 403
+
+
 @dataclass(frozen=True)
 class Limits:
     max_image_pixels: int = 50_000_000  # checked before decoding: stops decompression bombs
@@ -106,6 +116,9 @@ class Rule:
     limits: Limits = field(default_factory=Limits)
     unparsed_bodies: UnparsedBodies = UnparsedBodies.LOG
     image_references: ImageReferences = ImageReferences.LOG
+    # Safe by default: what cannot be opened cannot be shown clean (videos carry faces and
+    # GPS too); a person or a company that accepts the gap says `log`.
+    opaque_files: OpaqueFiles = OpaqueFiles.BLOCK
     detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
 
     def sanitise_options(self) -> SanitiseOptions:
@@ -218,10 +231,11 @@ class Policy:
             return None
         return Match(service=service.name, rule_name=route.name, rule=route.rule)
 
-    def match_websocket(self, host: str, path: str, user: str | None = None) -> Match | None:
-        """The rule for a WebSocket upgrade (a GET) on a protected host: the first rule whose
-        paths match, whatever its methods, since the frames that follow carry the data. None
-        when the host is not protected or no rule's paths match."""
+    def match_any_method(self, host: str, path: str, user: str | None = None) -> Match | None:
+        """The rule for a request whose method the rules may not list but which carries data:
+        a WebSocket upgrade (a GET; the frames that follow carry the data) or a GET/DELETE
+        with a body. The first rule whose paths match, whatever its methods. None when the
+        host is not protected or no rule's paths match."""
         service = self.service_for_host(host)
         if service is None:
             return None

@@ -28,6 +28,7 @@ from .model import (
     ImageReferences,
     Limits,
     OnError,
+    OpaqueFiles,
     Policy,
     Route,
     Rule,
@@ -113,6 +114,7 @@ _SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "preserve_length": read_bool,
     "unparsed_bodies": enum_reader(UnparsedBodies),
     "image_references": enum_reader(ImageReferences),
+    "opaque_files": enum_reader(OpaqueFiles),
 }
 _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),

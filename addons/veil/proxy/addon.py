@@ -17,7 +17,7 @@ from mitmproxy import ctx, exceptions, http
 
 from ..audit import AuditLog, RequestFacts, Rotation, public_url
 from ..clean.errors import SanitiseError
-from ..policy import DEFAULT_POLICY_PATH, Match, Policy, PolicyError, load_policy
+from ..policy import DEFAULT_POLICY_PATH, Match, Policy, PolicyError, load_policy, normalise_host
 from . import content_encoding, exposure, integrity, pipeline
 from .admission import Admission, Overloaded
 from .envelopes import multipart
@@ -29,7 +29,6 @@ log = logging.getLogger("veil")
 MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
-INLINE_PARSE_BYTES = 256 * 1024
 # Records of refused uploads kept while the audit log cannot be written, written once it
 # can again. Beyond this many, the oldest are dropped (and the drop is logged).
 AUDIT_BACKLOG_LIMIT = 10_000
@@ -281,19 +280,46 @@ class Veil:
             _answer_blocked(flow, "Veil has no policy loaded", 503, retry_after=5)
             return
         user = _user(flow)
-        if _is_websocket_upgrade(flow.request):
+        request = flow.request
+        # The destination is where the bytes go: the connection's host (the CONNECT target,
+        # or the absolute URL), never the Host header alone.
+        if _is_websocket_handshake(request):
             # The upgrade is a GET, which the default methods (POST, PUT, PATCH) would not
             # match: the first rule whose paths match decides, whatever its methods.
-            match = self.policy.match_websocket(flow.request.pretty_host, flow.request.path, user)
+            match = self.policy.match_any_method(request.host, request.path, user)
             if match is not None:
                 flow.metadata[WEBSOCKET_KEY] = match
             return
-        match = self.policy.match(flow.request.pretty_host, flow.request.path, flow.request.method, user)
+        match = self._match(request.host, request, user)
+        named = self._names_another_protected_host(flow)
+        if match is None and named is not None:  # the Host header or SNI names a protected service
+            match = self._match(named, request, user)
         if match is None:
             return
         flow.metadata[MATCH_KEY] = match
-        flow.request.stream = False  # a protected body is never forwarded before it is examined
+        request.stream = False  # a protected body is never forwarded before it is examined
         self.in_flight.add(flow.id)
+
+    def _match(self, host: str, request: http.Request, user: str | None) -> Match | None:
+        """The policy's rule for the request; a request of another method (a GET, a DELETE)
+        that carries a body is judged by the first rule whose paths match, like an upload:
+        a server may well read that body."""
+        match = self.policy.match(host, request.path, request.method, user)
+        if match is None and _carries_body(request):
+            match = self.policy.match_any_method(host, request.path, user)
+        return match
+
+    def _names_another_protected_host(self, flow: http.HTTPFlow) -> str | None:
+        """The Host header or TLS server name when it differs from the connection's host and
+        either side is protected: a server (or a CDN in front of it) may route by the name
+        while Veil would judge by the address, so such a request is refused."""
+        request = flow.request
+        destination = normalise_host(request.host)
+        for named in (request.pretty_host, flow.client_conn.sni):
+            if named and normalise_host(named) != destination:
+                if self.policy.protects_host(named) or self.policy.protects_host(destination):
+                    return normalise_host(named)
+        return None
 
     async def request(self, flow: http.HTTPFlow):
         if WEBSOCKET_KEY in flow.metadata and not flow.response:
@@ -302,17 +328,23 @@ class Veil:
         match: Match | None = flow.metadata.get(MATCH_KEY)
         if match is None or flow.response:
             return
-        facts = _facts(flow, match)
-        try:
-            if self.draining and match.rule.action in ("sanitise", "monitor"):
-                self.metrics.count_error("draining")
-                raise pipeline.RequestRefused("Veil is shutting down; retry the upload", status=503, retry_after=1)
-            verdict = await self._examine(flow, match)
-        except pipeline.RequestRefused as refusal:
-            self._refuse(flow, facts, refusal)
-            return
-        if self._apply(flow, verdict, facts) and not flow.response:
-            self._follow_openai_upload(flow, verdict)
+        request = pipeline.Request(
+            flow.request.method, flow.request.path, flow.request.headers, flow.request.raw_content or b"", _facts(flow, match)
+        )
+        if self.draining and match.rule.action in ("sanitise", "monitor"):
+            self.metrics.count_error("draining")
+            refusal = pipeline.RequestRefused("Veil is shutting down; retry the upload", status=503, retry_after=1)
+            decision = pipeline.Decision([pipeline.refusal_record(request.facts, refusal.reason)], refusal)
+        elif (named := self._names_another_protected_host(flow)) is not None:
+            refusal = pipeline.RequestRefused(
+                f"the request names {named} (Host header or TLS server name) but is sent to "
+                f"{normalise_host(flow.request.host)}; Veil judges a request by where its bytes go, so it refuses the mismatch"
+            )
+            decision = pipeline.Decision([pipeline.refusal_record(request.facts, refusal.reason)], refusal)
+        else:
+            decision = await pipeline.examine(request, match, pipeline.Helpers(self._clean_all, self._run_blocking))
+        if self._apply(flow, decision) and not flow.response:
+            self._follow_openai_upload(flow, decision)
 
     def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
         """Veil does not read WebSocket frames: `unparsed_bodies` (or action: block) decides."""
@@ -321,10 +353,11 @@ class Veil:
         if decision == "block":
             reason = (f"the policy blocks uploads to {match.service}" if match.rule.action == "block"
                       else "WebSocket frames cannot be inspected by Veil, and the policy blocks what it cannot inspect")  # fmt: skip
-            self._refuse(flow, facts, pipeline.RequestRefused(reason))
+            self._refuse(flow, [pipeline.refusal_record(facts, reason)], pipeline.RequestRefused(reason))
         elif decision == "log":
             if not self._record([pipeline.websocket_record(facts)]):
-                self._refuse(flow, facts, self._audit_refusal())
+                refusal = self._audit_refusal()
+                self._refuse(flow, [pipeline.refusal_record(facts, refusal.reason)], refusal)
                 return
             flow.comment = "Veil: WebSocket frames are not inspected (allowed by the policy)"
             flow.marked = _MARKERS["passed"]
@@ -352,14 +385,14 @@ class Veil:
             upload_id, data, changed = pending
             self.uploads.part_received(upload_id, part_id, data, changed)
 
-    def _follow_openai_upload(self, flow: http.HTTPFlow, verdict: pipeline.BodyVerdict):
+    def _follow_openai_upload(self, flow: http.HTTPFlow, decision: pipeline.Decision):
         """OpenAI Uploads: remember each part as sent; give `complete` the md5 of those bytes."""
         path = flow.request.path
         upload_id = integrity.upload_part_id(path)
         if upload_id:
             data = multipart.field_content(flow.request.content or b"", flow.request.headers.get("content-type"), "data")
             if data is not None:
-                flow.metadata[UPLOAD_PART_KEY] = (upload_id, data, verdict.body is not None)
+                flow.metadata[UPLOAD_PART_KEY] = (upload_id, data, decision.new_body is not None)
             return
         upload_id = integrity.upload_complete_id(path)
         if upload_id:
@@ -368,34 +401,10 @@ class Veil:
                 flow.request.content = fixed
                 flow.comment = "Veil: md5 recomputed for the parts it cleaned"
 
-    async def _examine(self, flow: http.HTTPFlow, match: Match) -> pipeline.BodyVerdict:
-        rule = match.rule
-        if rule.action == "block":
-            raise pipeline.RequestRefused(f"the policy blocks uploads to {match.service}")
-        body = _decoded_body(flow, rule.limits.max_body_bytes)
-        content_type = flow.request.headers.get("content-type")
-        inspection = await self._parse(body, content_type, rule)
-        envelope, slots = inspection.envelope, inspection.slots
-        if rule.action == "sanitise":
-            split = integrity.split_upload_refusal(flow.request.headers, bool(slots))
-            if split:
-                raise pipeline.RequestRefused(split)
-        verdict = pipeline.BodyVerdict(
-            envelope, unparsed=pipeline.unparsed_to_log(inspection, body, rule), references=inspection.references
-        )
-        if rule.action == "allow":
-            verdict.outcomes = [pipeline.allowed(slot) for slot in slots]
-            return verdict
-        verdict.outcomes = await self._clean_all(slots, rule)
-        if not verdict.blocked and rule.action != "monitor":
-            verdict.body = pipeline.rebuild(body, verdict.outcomes)
-        return verdict
-
-    async def _parse(self, body: bytes, content_type: str | None, rule):
-        if len(body) <= INLINE_PARSE_BYTES:  # a chat request: microseconds, no hand-off
-            return pipeline.inspect(body, content_type, rule)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.parser_pool, pipeline.inspect, body, content_type, rule)
+    async def _run_blocking(self, function, *args):
+        """Large bodies are parsed and scanned here: off the event loop, apart from the
+        cleaning processes so a chat request never queues behind a photo."""
+        return await asyncio.get_running_loop().run_in_executor(self.parser_pool, function, *args)
 
     async def _clean_all(self, slots, rule) -> list[pipeline.ImageOutcome]:
         admission = self.admission
@@ -426,38 +435,36 @@ class Veil:
         admission.observe(ms / 1000)
         return pipeline.judge(slot, rule, result, error, ms)
 
-    def _apply(self, flow: http.HTTPFlow, verdict: pipeline.BodyVerdict, facts: RequestFacts) -> bool:
-        """Forward (or block) as the verdict says; False when the upload had to be refused
-        because its audit records could not be written."""
-        if not self._record(pipeline.records(verdict, facts)):
-            self._refuse(flow, facts, self._audit_refusal())
+    def _apply(self, flow: http.HTTPFlow, decision: pipeline.Decision) -> bool:
+        """Write the decision's records, then forward or refuse as it says; False when the
+        upload was refused (by the decision, or because its records could not be written)."""
+        if decision.refusal:
+            self._refuse(flow, decision.records, decision.refusal)
             return False
-        if verdict.unparsed:
-            flow.comment = "Veil: body format not inspected (allowed by the policy)"
-            flow.marked = _MARKERS["passed"]
-        if not verdict.outcomes and not verdict.references:
-            return True
-        if verdict.blocked:
-            _answer_blocked(flow, verdict.blocked.reason)
-        elif verdict.body is not None:
-            flow.request.content = verdict.body  # mitmproxy re-applies Content-Encoding and Content-Length
-            resized = [
-                integrity.Resized(len(outcome.slot.image), len(outcome.replacement))
-                for outcome in verdict.outcomes
-                if outcome.replacement is not None
-            ]
-            fixes = integrity.header_fixes(flow.request.headers, flow.request.raw_content or b"", resized)
+        if not self._record(decision.records):
+            refusal = self._audit_refusal()
+            self._refuse(flow, [pipeline.refusal_record(_facts(flow, flow.metadata[MATCH_KEY]), refusal.reason)], refusal)
+            return False
+        verdict = decision.verdict
+        if decision.new_body is not None:
+            if content_encoding.codings(flow.request.headers.get("transfer-encoding", "")) not in ([], ["chunked"]):
+                flow.request.headers["transfer-encoding"] = "chunked"  # the codings Veil undid are gone
+            flow.request.content = decision.new_body  # mitmproxy re-applies Content-Encoding and Content-Length
+            fixes = integrity.header_fixes(flow.request.headers, flow.request.raw_content or b"", decision.resized())
             for name, value in fixes.items():
                 flow.request.headers[name] = value
-        flow.comment = pipeline.summary(verdict)
-        first = verdict.blocked or (verdict.outcomes[0] if verdict.outcomes else None)
-        flow.marked = _MARKERS[first.event if first else "passed"]
+        if verdict.outcomes or verdict.references or verdict.unparsed or verdict.notes:
+            flow.comment = pipeline.summary(verdict)
+            first = verdict.outcomes[0].event if verdict.outcomes else "passed"
+            flow.marked = _MARKERS[first]
         return True
 
-    def _refuse(self, flow: http.HTTPFlow, facts: RequestFacts, refusal: pipeline.RequestRefused):
-        record = pipeline.refusal_record(facts, refusal.reason)
-        if not self._record([record]):
-            self._keep_for_later(record)
+    def _refuse(self, flow: http.HTTPFlow, records: list[dict], refusal: pipeline.RequestRefused):
+        """Answer the request with the refusal; its records are kept for later when the log
+        cannot take them now (nothing was forwarded, so nothing is unaccounted for)."""
+        if not self._record(records):
+            for record in records:
+                self._keep_for_later(record)
         _answer_blocked(flow, refusal.reason, refusal.status, refusal.retry_after)
         if self.draining and flow.request.http_version.startswith("HTTP/1"):
             # The retry must open a new connection, which the load balancer sends to another
@@ -530,24 +537,6 @@ def _refuse_streaming_of_protected_bodies(policy: Policy | None):
         )
 
 
-def _decoded_body(flow: http.HTTPFlow, limit: int) -> bytes:
-    raw = flow.request.raw_content or b""
-    if len(raw) > limit:
-        raise pipeline.RequestRefused(f"the request body is {len(raw):,} bytes; the policy inspects at most {limit:,}")
-    encoding = flow.request.headers.get("content-encoding", "").strip().lower()
-    try:
-        if encoding in content_encoding.DECODERS:
-            body = content_encoding.DECODERS[encoding](raw)  # every gzip member, as the services read it
-        else:
-            body = flow.request.get_content(strict=True) or b""
-    except ValueError as error:
-        detail = f" ({error})" if isinstance(error, content_encoding.UndecodableBody) else ""
-        raise pipeline.RequestRefused(f"the request body's Content-Encoding could not be decoded{detail}") from None
-    if len(body) > limit:
-        raise pipeline.RequestRefused(f"the decoded request body exceeds the policy's {limit:,} byte limit")
-    return body
-
-
 def _user(flow: http.HTTPFlow) -> str | None:
     """The proxy-auth user name mitmproxy's proxyauth addon verified, or None."""
     auth = flow.metadata.get("proxyauth")
@@ -566,8 +555,25 @@ def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
     )
 
 
-def _is_websocket_upgrade(request: http.Request) -> bool:
-    return request.headers.get("upgrade", "").strip().lower() == "websocket"
+def _is_websocket_handshake(request: http.Request) -> bool:
+    """A WebSocket opening handshake (RFC 6455 4.1): a GET without a body, asking to upgrade,
+    with a key and a version. Anything else that says `Upgrade: websocket` (a POST with a
+    body, say) is an ordinary request and its body is inspected as one."""
+    headers = request.headers
+    return (
+        request.method == "GET"
+        and headers.get("upgrade", "").strip().lower() == "websocket"
+        and "upgrade" in headers.get("connection", "").lower()
+        and bool(headers.get("sec-websocket-key"))
+        and headers.get("sec-websocket-version", "").strip() == "13"
+        and not _carries_body(request)
+    )
+
+
+def _carries_body(request: http.Request) -> bool:
+    """Judged from the headers alone, before the body has arrived."""
+    length = request.headers.get("content-length", "0").strip()
+    return "transfer-encoding" in request.headers or length not in ("", "0")
 
 
 def _answer_blocked(flow: http.HTTPFlow, reason: str, status: int = 403, retry_after: int | None = None):
