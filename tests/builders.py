@@ -79,3 +79,36 @@ def outside_spans(body: bytes, slots) -> list[bytes]:
         pieces.append(body[at : slot.span[0]])
         at = slot.span[1]
     return pieces + [body[at:]]
+
+
+PERSONAL_ICC_TEXT = "Jane Doe, 12 Rose Street, Springfield"
+
+
+def personal_icc_profile() -> bytes:
+    """A working sRGB colour profile (LittleCMS's, via Pillow) whose text tags name a person:
+    `desc` as v4 multiLocalizedUnicode, `cprt` as v2 textType, `dmnd` as v2
+    textDescriptionType — the three text shapes profiles use. Colour tags are kept."""
+    import struct
+
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    count = struct.unpack_from(">I", srgb, 128)[0]
+    tags = {}
+    for index in range(count):
+        signature, offset, size = struct.unpack_from(">4sII", srgb, 132 + 12 * index)
+        tags[signature] = srgb[offset : offset + size]
+    text = PERSONAL_ICC_TEXT.encode()
+    utf16 = PERSONAL_ICC_TEXT.encode("utf-16-be")
+    tags[b"desc"] = b"mluc" + bytes(4) + struct.pack(">II", 1, 12) + b"enUS" + struct.pack(">II", len(utf16), 28) + utf16
+    tags[b"cprt"] = b"text" + bytes(4) + b"Copyright " + text + b"\x00"
+    tags[b"dmnd"] = b"desc" + bytes(4) + struct.pack(">I", len(text) + 1) + text + b"\x00" + bytes(4 + 4 + 2 + 1 + 67)
+    table, blob = b"", b""
+    data_start = 128 + 4 + 12 * len(tags)
+    for signature, body in tags.items():
+        body += bytes(-len(body) % 4)  # tags start on 4-byte boundaries
+        table += struct.pack(">4sII", signature, data_start + len(blob), len(body))
+        blob += body
+    profile = bytearray(srgb[:128] + struct.pack(">I", len(tags)) + table + blob)
+    profile[0:4] = struct.pack(">I", len(profile))
+    return bytes(profile)

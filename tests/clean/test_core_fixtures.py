@@ -18,14 +18,14 @@ import struct
 import time
 from dataclasses import dataclass
 
-import pytest
-from PIL import Image, ImageFile
-
 import fixtures
+import pytest
 from exiftool_judge import judge_bytes
 from fixtures import ALL_DIRTY, FACTS
+from PIL import Image, ImageFile
 from veil.clean.core import sanitise
 from veil.clean.errors import MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
+from veil.clean.formats import icc
 from veil.clean.options import FaceMode, SanitiseOptions
 
 OFF = SanitiseOptions(faces=FaceMode.OFF)
@@ -204,7 +204,8 @@ def test_icc_kept_by_default(stripped, name):
     outcome = stripped[name]
     before = _stored(outcome.data).info.get("icc_profile")
     assert before, "fixture should carry an ICC profile"
-    assert _stored(outcome.output()).info.get("icc_profile") == before
+    # The colours are kept; the profile's text tags are neutral (a profile can name a person).
+    assert _stored(outcome.output()).info.get("icc_profile") == icc.neutralise(before)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,9 +5,9 @@ import base64
 import json
 
 import pytest
-
 from builders import encode, exif_block, gradient
 from veil.proxy.envelopes import find_images, json_lines, splice
+from veil.proxy.envelopes.base import EnvelopeError
 from veil.proxy.envelopes.references import Reference
 
 
@@ -43,6 +43,13 @@ def test_a_batch_file_in_a_multipart_upload_is_searched(photo):
     assert all(slot.image == photo for slot in slots)
 
 
-@pytest.mark.parametrize("body", [b'{"a": 1}\n', b'{"a": 1}\nnot json\n', b"plain\ntext\n"])
-def test_one_document_or_any_non_json_line_is_not_json_lines(body):
+@pytest.mark.parametrize("body", [b'{"a": 1}\n', b"plain\ntext\n", b"not json\n{}\n"])
+def test_one_document_or_a_first_line_that_is_not_json_is_not_json_lines(body):
     assert json_lines.find_images(body, None) is None
+
+
+def test_a_later_line_that_is_not_json_makes_the_whole_body_unreadable(photo):
+    # The outside test's leak: one broken line, and the photos on every other line passed.
+    body = batch_line(1, photo) + b"\nnot json\n" + batch_line(3, photo) + b"\n"
+    with pytest.raises(EnvelopeError, match="line 2 of the JSON Lines body is not a JSON document"):
+        json_lines.find_images(body, None)

@@ -124,12 +124,56 @@ def test_declared_types_are_ignored_magic_bytes_decide():
     assert (slot.location, slot.declared_type, slot.filename) == ("data", "application/octet-stream", "upload")
 
 
-def test_missing_or_wrong_content_type_still_parses_a_body_that_opens_with_a_delimiter():
+def test_a_body_labelled_otherwise_that_opens_with_a_delimiter_is_still_parsed():
     body = form(file_field("file", "a.jpg", "image/jpeg", JPEG))
-    for content_type in (None, "application/octet-stream", "multipart/form-data; boundary=somethingelse", "multipart/form-data"):
+    for content_type in (None, "application/octet-stream"):
         envelope, slots = find_images(body, content_type)
         assert envelope == "multipart"
         assert [slot.image for slot in slots] == [JPEG]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "reason"),
+    [
+        # Parser differential: Veil would split on the delimiter it sees, the server on the
+        # one declared, and the two disagree about where the parts are.
+        ("multipart/form-data; boundary=somethingelse", "other than the boundary its Content-Type declares"),
+        ("multipart/form-data", "names no boundary"),
+        # Python's email takes the first boundary=, most other parsers the last.
+        (f"multipart/form-data; boundary=decoy; boundary={BOUNDARY.decode()}", "'boundary' parameter twice"),
+        (f"multipart/form-data; boundary={BOUNDARY.decode()}; boundary=decoy", "'boundary' parameter twice"),
+    ],
+)
+def test_a_boundary_other_than_the_one_declared_is_refused(content_type, reason):
+    body = form(file_field("file", "a.jpg", "image/jpeg", JPEG))
+    with pytest.raises(EnvelopeError, match=reason):
+        find_images(body, content_type)
+
+
+def test_a_part_that_names_itself_twice_is_refused():
+    headers = b'Content-Disposition: form-data; name="note"; name="file"; filename="a.jpg"'
+    with pytest.raises(EnvelopeError, match="'name' parameter twice"):
+        find_images(form((headers, JPEG)), CONTENT_TYPE)
+
+
+def test_a_quoted_printable_part_is_decoded_cleaned_and_written_back_the_same_way():
+    import binascii
+
+    encoded = binascii.b2a_qp(JPEG, quotetabs=True, istext=False).replace(b"=\n", b"=\r\n")
+    headers = b'Content-Disposition: form-data; name="file"; filename="a.jpg"\r\nContent-Transfer-Encoding: quoted-printable'
+    body = form((headers, encoded))
+    [slot] = find_images(body, CONTENT_TYPE)[1]
+    assert slot.image == JPEG
+    rewritten = assert_rewrites_exactly(body, CONTENT_TYPE, [NEW_JPEG])
+    [part] = multipart.parse_parts(rewritten, BOUNDARY)
+    assert binascii.a2b_qp(rewritten[part.content_start : part.content_end]) == NEW_JPEG
+
+
+@pytest.mark.parametrize("encoding", ["x-uuencode", "gzip", "compress"])
+def test_a_transfer_encoding_veil_does_not_decode_is_refused(encoding):
+    headers = f'Content-Disposition: form-data; name="file"\r\nContent-Transfer-Encoding: {encoding}'.encode()
+    with pytest.raises(EnvelopeError, match="does not decode"):
+        find_images(form((headers, b"begin 644 a.jpg\r\n...")), CONTENT_TYPE)
 
 
 def test_filename_parameters_quoted_escaped_and_extended():

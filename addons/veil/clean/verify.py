@@ -13,6 +13,7 @@ from PIL import Image
 from . import formats
 from .errors import MalformedImage, VerificationFailed
 from .formats import ImageFormat
+from .formats import icc
 from .formats.exif import ORIENTATION_TAG
 from .formats.tiff import DECODE_TAGS
 from .options import FaceMode, SanitiseOptions
@@ -94,12 +95,22 @@ def _pillow_findings(image_format: ImageFormat, image: Image.Image, orientation:
         found.append(f"output declares orientation {exif.get(ORIENTATION_TAG, 1)}, expected {orientation}")
     if exif.get_ifd(_GPS_IFD) or exif.get_ifd(_EXIF_IFD):
         found.append("Pillow sees a GPS or EXIF sub-IFD")
+    profile = image.info.get("icc_profile")
+    if profile and not _neutral_profile(profile):
+        found.append("the colour profile holds text other than Veil's neutral value")
     for marker, payload in getattr(image, "applist", []):
         if marker == "COM" and _is_zero_filler(payload):
             continue
         if marker not in ("APP0", "APP1", "APP2", "APP14"):
             found.append(f"Pillow sees a {marker} segment")
     return found
+
+
+def _neutral_profile(profile: bytes) -> bool:
+    try:
+        return icc.is_neutral(profile)
+    except icc.DamagedProfile:
+        return False
 
 
 def _exif_as_opened(image: Image.Image) -> Image.Exif:

@@ -131,8 +131,6 @@ async def _verdict(request: Request, match: Match, helpers: Helpers) -> BodyVerd
         raise RequestRefused(f"the policy blocks uploads to {match.service}")
     # 2. decode
     body = decoded_body(request.raw_body, request.headers, rule.limits.max_body_bytes)
-    if not body:
-        return BodyVerdict("none")  # nothing to find, nothing that could leave
     # 3. find
     if len(body) <= INLINE_PARSE_BYTES:
         inspection = inspect(body, request.content_type, rule)

@@ -11,6 +11,7 @@ from typing import ClassVar
 from PIL import Image
 
 from ..errors import LengthNotPreserved
+from . import icc
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,17 @@ def icc_profile(candidate: bytes | None) -> bytes | None:
     the 'acsp' signature and a size field that fits the bytes (which are cut to it); else None.
     Readers hand over whatever bytes a file's ICC tag or box points at, and a damaged pointer
     can point at other metadata (a TIFF Artist tag, found by fuzzing): Veil must not write
-    that back into a cleaned image as a colour profile."""
+    that back into a cleaned image as a colour profile. The profile comes back with its text
+    tags neutral (icc.py): a profile can name the person whose screen it was made on."""
     if not candidate or len(candidate) < _ICC_HEADER or bytes(candidate[36:40]) != b"acsp":
         return None
     declared = int.from_bytes(candidate[:4], "big")
-    return bytes(candidate[:declared]) if _ICC_HEADER <= declared <= len(candidate) else None
+    if not _ICC_HEADER <= declared <= len(candidate):
+        return None
+    try:
+        return icc.neutralise(bytes(candidate[:declared]))  # colours kept, text tags neutral
+    except icc.DamagedProfile:
+        return None
 
 
 def check_gap(name: str, data: bytes, length: int) -> int:

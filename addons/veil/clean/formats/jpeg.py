@@ -14,6 +14,7 @@ from PIL import Image, JpegImagePlugin
 
 from ..errors import LengthNotPreserved, MalformedImage
 from . import exif
+from . import icc as icc_module
 from .base import Header, ImageFormat, Stripped, check_gap
 
 SOI, EOI, SOS, DQT, DHT, DRI, DAC, DNL, COM = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xDD, 0xCC, 0xDC, 0xFE
@@ -202,6 +203,9 @@ class Jpeg(ImageFormat):
         if orientation != 1:
             exif_block = exif.EXIF_APP1_PREFIX + exif.minimal_orientation_exif(orientation)
             exif_segment = _segment_bytes(APP1, exif_block)
+        icc_segments = _neutral_icc_segments(segments) if keep_icc else None
+        if keep_icc and icc_segments is None:
+            removed.add("icc")  # a damaged profile cannot be shown free of text: dropped
         for segment in segments[1:]:
             marker, payload = segment.marker, segment.payload
             if marker in _DECODING_MARKERS or marker in _STANDALONE or marker == EOI:
@@ -212,8 +216,8 @@ class Jpeg(ImageFormat):
                 removed |= {"thumbnail"} if had_thumbnail else set()
             elif marker == APP14 and payload[:5] == _ADOBE and len(payload) >= _ADOBE_LEN:
                 out.append(_segment_bytes(APP14, bytes(payload[:_ADOBE_LEN])))
-            elif marker == APP2 and payload[:12] == _ICC and keep_icc:
-                out.append(view[segment.start : segment.end])
+            elif marker == APP2 and payload[:12] == _ICC and icc_segments is not None:
+                out.append(icc_segments.pop(0))
             else:
                 removed |= _classify_app(marker, bytes(payload[:65536]))
         if orientation != 1:
@@ -235,7 +239,7 @@ class Jpeg(ImageFormat):
                     continue
             if marker == APP14 and payload[:5] == _ADOBE and len(payload) == _ADOBE_LEN:
                 continue
-            if marker == APP2 and payload[:12] == _ICC:
+            if marker == APP2 and payload[:12] == _ICC and _icc_is_neutral(segments):
                 continue
             if marker == APP1 and exif.is_minimal_orientation_exif(payload) and payload[:6] == exif.EXIF_APP1_PREFIX:
                 continue
@@ -307,3 +311,21 @@ def estimate_quality(luminance_table: list[int]) -> int:
         return sum(min(255, max(1, (value * scale + 50) // 100)) for value in _IJG_LUMINANCE)
 
     return min(range(1, 101), key=lambda quality: abs(table_sum(quality) - actual))
+
+
+def _icc_pieces(segments) -> list[bytes]:
+    return [bytes(segment.payload[14:]) for segment in segments if segment.marker == APP2 and segment.payload[:12] == _ICC]
+
+
+def _neutral_icc_segments(segments) -> list[bytes] | None:
+    """The APP2 segments of the colour profile with its text neutralised, same sizes and
+    order; None when the profile is damaged."""
+    icc = [segment for segment in segments if segment.marker == APP2 and segment.payload[:12] == _ICC]
+    pieces = icc_module.neutral_pieces(_icc_pieces(segments)) if icc else []
+    if pieces is None:
+        return None
+    return [_segment_bytes(APP2, bytes(segment.payload[:14]) + piece) for segment, piece in zip(icc, pieces)]
+
+
+def _icc_is_neutral(segments) -> bool:
+    return icc_module.pieces_are_neutral(_icc_pieces(segments))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import LengthNotPreserved, MalformedImage, UnsupportedFormat
-from . import exif
+from . import exif, icc
 from .base import Header, ImageFormat, Stripped, check_gap
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -150,7 +150,11 @@ class Png(ImageFormat):
         view = memoryview(data)
         out = [SIGNATURE]
         for chunk in chunks:
-            if chunk.kind in _KEPT or (chunk.kind == b"iCCP" and keep_icc):
+            if chunk.kind == b"iCCP" and keep_icc:
+                neutral = _neutral_iccp(bytes(chunk.data))
+                out += [_chunk_bytes(b"iCCP", neutral)] if neutral else []
+                removed |= set() if neutral else {"icc"}
+            elif chunk.kind in _KEPT:
                 if orientation != 1 and chunk.kind == b"IDAT" and out[-1][4:8] != b"IDAT":
                     out.append(_chunk_bytes(b"eXIf", exif.minimal_orientation_exif(orientation)))
                 out.append(view[chunk.start : chunk.end])
@@ -166,7 +170,7 @@ class Png(ImageFormat):
         found = []
         chunks = list(iter_chunks(data))
         for chunk in chunks:
-            if chunk.kind in _KEPT or chunk.kind == b"iCCP":
+            if chunk.kind in _KEPT or (chunk.kind == b"iCCP" and _iccp_is_neutral(bytes(chunk.data))):
                 continue
             if chunk.kind == b"eXIf" and exif.is_minimal_orientation_exif(bytes(chunk.data)):
                 continue
@@ -214,3 +218,29 @@ class Png(ImageFormat):
         buffer = io.BytesIO()
         frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=durations, loop=loop or 0, **options)
         return buffer.getvalue()
+
+
+def _neutral_iccp(data: bytes) -> bytes | None:
+    """An iCCP chunk's data (profile name, NUL, method 0, zlib profile) with a neutral name
+    and profile text (see icc.py); None when it cannot be read (the profile is dropped)."""
+    name, nul, rest = data.partition(b"\x00")
+    if not nul or rest[:1] != b"\x00":
+        return None
+    try:
+        profile = zlib.decompress(rest[1:])
+        neutral = icc.neutralise(profile)
+    except (zlib.error, icc.DamagedProfile):
+        return None
+    compressed = rest[1:] if neutral == profile else zlib.compress(neutral, 9)
+    return _ICCP_NAME + b"\x00\x00" + compressed
+
+
+_ICCP_NAME = b"ICC Profile"  # what Pillow writes, so a re-encoded PNG carries the same name
+
+
+def _iccp_is_neutral(data: bytes) -> bool:
+    name, _, rest = data.partition(b"\x00")
+    try:
+        return name == _ICCP_NAME and icc.is_neutral(zlib.decompress(rest[1:]))
+    except (zlib.error, icc.DamagedProfile):
+        return False

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import LengthNotPreserved, MalformedImage
-from . import exif
+from . import exif, icc
 from .base import Header, ImageFormat, Stripped, check_gap
 
 _IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"}
@@ -118,11 +118,13 @@ class WebP(ImageFormat):
         chunks = list(iter_chunks(data))
         orientation = _orientation(chunks)
         view, removed, body = memoryview(data), set(), []
-        has_icc = keep_icc and any(chunk.fourcc == b"ICCP" for chunk in chunks)
+        has_icc = keep_icc and any(chunk.fourcc == b"ICCP" and _readable_icc(chunk) for chunk in chunks)
         for chunk in chunks:
             if chunk.fourcc == b"VP8X":
                 body.append(_rewrite_vp8x(chunk.data, has_icc, orientation != 1))
-            elif chunk.fourcc in _IMAGE_CHUNKS or (chunk.fourcc == b"ICCP" and keep_icc):
+            elif chunk.fourcc == b"ICCP" and keep_icc:
+                body.append(_neutral_iccp_chunk(bytes(chunk.data)))
+            elif chunk.fourcc in _IMAGE_CHUNKS:
                 body.append(view[chunk.start : chunk.end])
             elif chunk.fourcc == b"EXIF":
                 removed |= exif.exif_categories(bytes(chunk.data))
@@ -141,7 +143,9 @@ class WebP(ImageFormat):
         found = []
         chunks = list(iter_chunks(data))
         for chunk in chunks:
-            if chunk.fourcc in _IMAGE_CHUNKS or chunk.fourcc in (b"VP8X", b"ICCP"):
+            if chunk.fourcc in _IMAGE_CHUNKS or chunk.fourcc == b"VP8X":
+                continue
+            if chunk.fourcc == b"ICCP" and _readable_icc(chunk) and icc.is_neutral(bytes(chunk.data)):
                 continue
             if chunk.fourcc == b"EXIF" and exif.is_minimal_orientation_exif(bytes(chunk.data)):
                 continue
@@ -209,3 +213,20 @@ class WebP(ImageFormat):
             exif=b"", xmp=b"", **options,
         )  # fmt: skip
         return buffer.getvalue()
+
+
+def _readable_icc(chunk) -> bool:
+    try:
+        icc.neutralise(bytes(chunk.data))
+    except icc.DamagedProfile:
+        return False
+    return True
+
+
+def _neutral_iccp_chunk(profile: bytes) -> bytes:
+    """The ICCP chunk with its profile's text neutral, same size; empty (dropped) when the
+    profile cannot be read."""
+    try:
+        return _chunk_bytes(b"ICCP", icc.neutralise(profile))
+    except icc.DamagedProfile:
+        return b""

@@ -8,7 +8,7 @@ import re
 from dataclasses import replace
 
 from . import json_base64
-from .base import ImageSlot, nested
+from .base import EnvelopeError, ImageSlot, nested
 from .references import Reference
 from .references import find_references as find_references_in_document
 
@@ -17,16 +17,20 @@ _LINE = re.compile(rb"[^\r\n]+")
 
 
 def find_images(body: bytes, content_type: str | None) -> list[ImageSlot] | None:
-    """None unless every non-blank line is a JSON object or array and there are two or more
-    (a single document is the JSON envelope's)."""
+    """None unless there are two or more non-blank lines (a single document is the JSON
+    envelope's) and the first is a JSON object or array. A later line that is not one makes
+    the body an EnvelopeError: the images on every other line would otherwise go unseen,
+    and the service may well read the lines it can."""
     lines = _lines(body)
     if len(lines) < 2:
         return None
     slots: list[ImageSlot] = []
     for number, line in enumerate(lines, start=1):
         found = json_base64.find_images(line.group(), content_type)
-        if found is None:
+        if found is None and number == 1:
             return None
+        if found is None:
+            raise EnvelopeError(f"line {number} of the JSON Lines body is not a JSON document, so Veil cannot read the body whole")
         slots += [nested(slot, f"line {number}", line.start()) for slot in found]
     return slots
 

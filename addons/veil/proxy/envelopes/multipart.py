@@ -10,6 +10,7 @@ carry an image as text: a data URL or base64 in a form field, or a part sent wit
 `Content-Transfer-Encoding: base64`; and a JSON part may hold base64 images of its own.
 """
 
+import binascii
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -185,20 +186,25 @@ def _parse_header_block(block: str) -> tuple[dict[str, str], set[str]]:
 
 
 def _part(index: int, headers: dict[str, str], content_start: int, content_end: int) -> Part:
-    disposition = parameters(headers.get("content-disposition", ""))
+    disposition = parameters(headers.get("content-disposition", ""), refuse_repeats=True)
+    parameters(headers.get("content-type", ""), refuse_repeats=True)
     filename = disposition.get("filename*") or disposition.get("filename")
     return Part(index, headers, disposition.get("name"), filename, headers.get("content-type"), content_start, content_end)
 
 
-def parameters(header_value: str) -> dict[str, str]:
+def parameters(header_value: str, refuse_repeats: bool = False) -> dict[str, str]:
     """`form-data; name="a \\"b\\""; filename*=UTF-8''%C3%A9.jpg` → {name, filename*}, with
-    quoted strings unescaped and RFC 5987 extended values decoded."""
+    quoted strings unescaped and RFC 5987 extended values decoded. With `refuse_repeats`, a
+    parameter given twice is an EnvelopeError: Python's email takes the first, most other
+    parsers the last, so Veil and the server would read different boundaries or names."""
     found: dict[str, str] = {}
     for match in _PARAMETER.finditer(header_value):
         key, quoted, token = match.group(1).lower(), match.group(2), match.group(3)
         value = _QUOTED_PAIR.sub(r"\1", quoted) if quoted is not None else token.strip()
         if key.endswith("*"):
             value = _decode_extended_value(value)
+        if refuse_repeats and key in found:
+            raise EnvelopeError(f"the multipart body gives the {key!r} parameter twice, which servers resolve differently")
         found[key] = value
     return found
 
@@ -220,18 +226,20 @@ def _decode_extended_value(value: str) -> str:
 
 
 def _boundary(body: bytes, content_type: str | None) -> bytes | None:
-    """The boundary the body really uses: the declared one, unless the body plainly opens
-    with another delimiter (a wrong or missing header)."""
+    """The boundary the service will split the body on: the declared one, and only it. A
+    body that opens with another delimiter is refused: Veil and the server would disagree
+    about where the parts are. A body labelled as something else that plainly opens with a
+    delimiter is still read as multipart (a lenient server may sniff it)."""
     declared = _declared_boundary(content_type)
     opening = _LEADING_DELIMITER.match(body)
     sniffed = opening.group(1) if opening else None
-    if declared is not None and (sniffed is None or sniffed == declared):
-        return declared
-    if sniffed is not None:
-        return sniffed
     if _is_multipart(content_type):
-        raise EnvelopeError("the request says it is multipart but names no boundary, and its body starts with none")
-    return None
+        if declared is None:
+            raise EnvelopeError("the request says it is multipart but names no boundary")
+        if sniffed is not None and sniffed != declared:
+            raise EnvelopeError("the multipart body opens with a delimiter other than the boundary its Content-Type declares")
+        return declared
+    return sniffed
 
 
 def _is_multipart(content_type: str | None) -> bool:
@@ -242,7 +250,7 @@ def _declared_boundary(content_type: str | None) -> bytes | None:
     if not _is_multipart(content_type):
         return None
     _, semicolon, rest = content_type.partition(";")
-    boundary = parameters(semicolon + rest).get("boundary")
+    boundary = parameters(semicolon + rest, refuse_repeats=True).get("boundary")
     if not boundary:
         return None
     return boundary.encode("utf-8", "replace")
@@ -263,8 +271,17 @@ def _locate(parts: list[Part]) -> list[tuple[Part, str]]:
     return located
 
 
+# Transfer encodings that leave the bytes as they are; base64 parts are read as text below.
+_IDENTITY_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "base64"})
+
+
 def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[ImageSlot]:
     start, end = part.content_start, part.content_end
+    transfer_encoding = part.headers.get("content-transfer-encoding", "").strip().lower()
+    if transfer_encoding == "quoted-printable":
+        return _quoted_printable_slots(body, part, location)
+    if transfer_encoding not in _IDENTITY_ENCODINGS:
+        raise EnvelopeError(f"part {location!r} uses the transfer encoding {transfer_encoding!r}, which Veil does not decode")
     if looks_like_image(body[start : min(end, start + HEAD_BYTES)]):
         return [ImageSlot(location, (start, end), body[start:end], part.content_type, part.filename, identity)]
     head = body[start : min(end, start + 512)]
@@ -291,6 +308,21 @@ def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[I
     declared_type = as_text.declared_type or part.content_type
     encode = _TextEncoder(prefix, as_text.style)
     return [ImageSlot(location, (start, end), as_text.image, declared_type, part.filename, encode)]
+
+
+def _quoted_printable_slots(body: bytes, part: Part, location: str) -> list[ImageSlot]:
+    """Some server stacks decode `Content-Transfer-Encoding: quoted-printable`: an image
+    sent that way is cleaned and written back quoted-printable."""
+    decoded = binascii.a2b_qp(body[part.content_start : part.content_end])
+    if not looks_like_image(decoded[:HEAD_BYTES]):
+        return []
+    span = (part.content_start, part.content_end)
+    return [ImageSlot(location, span, decoded, part.content_type, part.filename, _quoted_printable)]
+
+
+def _quoted_printable(image: bytes) -> bytes:
+    # Soft line breaks as CRLF, the line break of the body around it.
+    return binascii.b2a_qp(image, quotetabs=True, istext=False).replace(b"=\n", b"=\r\n")
 
 
 @dataclass(frozen=True)
