@@ -38,9 +38,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
+from bench.common import ROOT, at_least_one, cpu_model, git_revision, run_and_clean_up
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 

@@ -101,7 +101,7 @@ def _swap(lines, index):
 
 _TAMPERING = {"edit": _edit, "delete": _delete, "insert-copy": _insert, "insert-forged": _insert_forged, "swap": _swap}
 # Not listed: swapping the last record (nothing follows it) and deleting it, which leaves a
-# valid shorter chain: only a copy of the last hash kept elsewhere reveals that (README).
+# valid shorter chain: only a copy of the last hash kept elsewhere reveals that (docs/audit.md, the hash chain).
 _CASES = [
     pytest.param(name, index, id=f"{name}-line{index + 1}")
     for name in _TAMPERING

@@ -5,7 +5,7 @@ through Docker's DNS). Here it runs unchanged except for what a single machine m
 the bind address, the server lines (127.0.0.1 and each instance's own ports), no Docker
 resolver, and an admin socket to read the servers' state. Every other line (TCP mode, the
 balance algorithm, the /readyz check, the timeouts) is the deployment's own. Used by
-tests/e2e/test_scaleout_haproxy.py and scripts/bench_scaleout.py."""
+tests/e2e/test_scaleout_haproxy.py and scripts/bench/scaleout.py."""
 
 import os
 import re

@@ -1,7 +1,7 @@
 """Veil scale-out benchmark: photo uploads through one instance, and through HAProxy in front
 of one and of two instances.
 
-Run it through scripts/bench_scaleout (which sets up .venv first). Markdown goes to stdout,
+Run it through scripts/bench/scaleout (which sets up .venv first). Markdown goes to stdout,
 progress to stderr. Every number in one output comes from the same run on the same
 machine; ratios are against the first row (one instance, clients straight to it).
 
@@ -40,10 +40,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
-from bench_proxy import Children, Upload, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream
+# Run as a script, Python puts scripts/bench/ first on sys.path; the benchmarks import each
+# other as the package `bench` (as scripts/load_test.py does), so scripts/ goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, at_least_one, cpu_model, git_revision, run_and_clean_up  # noqa: E402
+from bench.proxy import (  # noqa: E402
+    Children, Upload, build_photo, fmt_ms, fmt_ratio, http_client_module, ratio, start_upstream,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 FILES_URL = "https://api.openai.com/v1/files"
@@ -60,7 +64,7 @@ class PhotoSet:
 
 PHOTOS = [
     PhotoSet("small", "512×512 JPEG (the e2e photo: one face, GPS EXIF)", 400, 40),
-    PhotoSet("12mp", "4000×3000 JPEG q90 (12 faces + noise, as scripts/bench_proxy)", 48, 8),
+    PhotoSet("12mp", "4000×3000 JPEG q90 (12 faces + noise, as scripts/bench/proxy)", 48, 8),
 ]
 
 

@@ -1,6 +1,6 @@
 """Veil proxy benchmark: the latency Veil adds to small API requests, idle and under load.
 
-Run it through scripts/bench_proxy (which sets up .venv first). Markdown goes to stdout,
+Run it through scripts/bench/proxy (which sets up .venv first). Markdown goes to stdout,
 progress to stderr. Every number in one output comes from the same run on the same
 machine; ratios are against the baseline measured in that run, never against old numbers.
 
@@ -41,9 +41,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from bench_common import at_least_one, cpu_model, git_revision, run_and_clean_up
+# Run as a script, Python puts scripts/bench/ first on sys.path; the benchmarks import each
+# other as the package `bench` (as scripts/load_test.py does), so scripts/ goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, at_least_one, cpu_model, git_revision, run_and_clean_up  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 CHAT_URL = "https://api.openai.com/v1/chat/completions"

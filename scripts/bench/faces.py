@@ -15,7 +15,7 @@ PASCAL VOC photos, 43 boxed faces), pasted at several scales so the faces range 
 A face counts as found when >= 80% of its annotated box lies inside the union of the mask
 rectangles. A mask rectangle is false when no annotated face has >= 50% of its box inside it
 (the dlib photos hold a few unlabelled background faces, so some "false" masks are real faces).
-Markdown on stdout, progress on stderr.  Usage: scripts/bench_faces [--quick]
+Markdown on stdout, progress on stderr.  Usage: scripts/bench/faces [--quick]
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "addons"), str(ROOT / "scripts")]
+# Run as a script, Python puts scripts/bench/ first on sys.path; the benchmarks import each
+# other as the package `bench` (as scripts/load_test.py does), so scripts/ goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, cpu_model, git_revision  # noqa: E402
+from bench.core import log, setup_deface, time_process  # noqa: E402
 
-from bench_common import cpu_model, git_revision  # noqa: E402
-from bench_core import log, setup_deface, time_process  # noqa: E402
+sys.path.insert(0, str(ROOT / "addons"))
 
 DATA = Path(os.environ.get("VEIL_BENCH_DATA", ROOT.parent / "shared" / "data")) / "faces"
 SIZE = (4000, 3000)
@@ -279,7 +281,7 @@ def main() -> int:
 
     sizes = np.concatenate([np.maximum(p.faces[:, 2] - p.faces[:, 0], p.faces[:, 3] - p.faces[:, 1]) for p in photos])
     out = [
-        "##### Small faces in 12 MP crowd photos: `scripts/bench_faces`",
+        "##### Small faces in 12 MP crowd photos: `scripts/bench/faces`",
         "",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; Veil at `{git_revision()}`",
         f"- Machine: {cpu_model()}, nproc {os.cpu_count()}, {platform.system()} {platform.release()}",

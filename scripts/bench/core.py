@@ -1,6 +1,6 @@
 """Veil core benchmark: strip and mask timings against floors and peers, in one run.
 
-Run it through scripts/bench_core (which sets up .venv first). Markdown goes to stdout,
+Run it through scripts/bench/core (which sets up .venv first). Markdown goes to stdout,
 progress to stderr. Every number in one output comes from the same run on the same
 machine; ratios are against the floors measured in that run, never against old numbers.
 
@@ -30,9 +30,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from bench_common import cpu_model, git_revision
+# Run as a script, Python puts scripts/bench/ first on sys.path; the benchmarks import each
+# other as the package `bench` (as scripts/load_test.py does), so scripts/ goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, cpu_model, git_revision  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("VEIL_BENCH_DATA", ROOT.parent / "shared" / "data"))
 JOLLA = DATA / "metadata" / "jpeg" / "ianare_mobile_jolla.jpg"
 CORPUS_DIRS = ("jpeg", "png", "webp")
@@ -208,7 +210,7 @@ def setup_deface(skip_peers: bool) -> tuple[str | None, str]:
     log("preparing .bench-venv with deface 1.5.0 and its dependencies (first run takes a minute)")
     try:
         done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "_bench_peers.sh")], cwd=ROOT, stdout=subprocess.PIPE,
+            ["bash", str(ROOT / "scripts" / "bench" / "_peers.sh")], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, timeout=1800,
         )
     except subprocess.TimeoutExpired:
