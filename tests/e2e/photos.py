@@ -5,9 +5,8 @@ import io
 from functools import cache
 
 import pytest
-from PIL import Image
-
 from builders import exif_block
+from PIL import Image
 from veil.clean.formats import sniff
 
 
@@ -20,6 +19,16 @@ def face_photo_with_gps() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90, exif=b"Exif\x00\x00" + exif_block(gps=True))
     return buffer.getvalue()
+
+
+def large_face_photo_with_gps(size: int = 9 * 1024 * 1024) -> bytes:
+    """The astronaut with GPS, grown past `size` bytes by maker-note-like APP15 segments (a
+    large phone photo's share of metadata): big enough that SDKs send it in several chunks."""
+    photo = face_photo_with_gps()
+    segment = b"\xff\xef\xff\xfe" + b"owner: Jane Doe; serial 1234567890 " * 1872
+    segment = segment[: 4 + 0xFFFC]
+    count = (size - len(photo)) // len(segment) + 1
+    return photo[:2] + segment * count + photo[2:]
 
 
 def assert_clean_and_masked(image: bytes):

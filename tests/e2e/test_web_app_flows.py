@@ -10,7 +10,6 @@ import json
 import subprocess
 
 import pytest
-
 from e2e.conftest import DEFAULT_POLICY, require_curl, start_mitmdump, stop
 from e2e.declared_sizes import MISTRAL_BLOB_HOST
 from e2e.photos import assert_clean_and_masked, face_photo_with_gps
@@ -145,24 +144,58 @@ def test_gemini_web_upload_finalize_keeps_the_declared_length(proxy, proxy_env, 
     assert sanitised_record(proxy, received.body, "gemini-web")["rule"] == "upload"
 
 
-def test_gemini_image_split_over_several_chunks_is_blocked(proxy, proxy_env, upstream, photo_file):
+def test_gemini_image_split_over_several_chunks_arrives_whole_and_clean(proxy, proxy_env, upstream, photo_file):
+    """The outside test's leak: a first chunk too short to tell it is a photo. Veil holds
+    the chunks, answers them as Google does, and sends the cleaned file whole at finalize."""
     photo = face_photo_with_gps()
     upload_url = _gemini_web_start(proxy_env, len(photo))
     path = upload_url.split("push.clients6.google.com")[1]
     upstream.clear()
-    first = curl(
-        proxy_env, "-i", "--suppress-connect-headers", upload_url, "--data-binary", "@-",
-        "-H", "x-goog-upload-command: upload", "-H", "x-goog-upload-offset: 0", stdin=photo[:40_000],
+    pieces = [(0, photo[:3], "upload"), (3, photo[3:40_000], "upload"), (40_000, photo[40_000:], "upload, finalize")]
+    for offset, piece, command in pieces:
+        done = curl(
+            proxy_env, "-i", "--suppress-connect-headers", upload_url, "--data-binary", "@-",
+            "-H", f"x-goog-upload-command: {command}", "-H", f"x-goog-upload-offset: {offset}", stdin=piece,
+        )  # fmt: skip
+        assert status_and_body(done)[0] == 200, done.stdout[:500]
+        if command == "upload":
+            assert headers_of(done)["x-goog-upload-status"] == "active"
+            assert headers_of(done)["x-goog-upload-size-received"] == str(offset + len(piece))
+    [received] = [r for r in upstream.received if r.path == path]  # one request reached Google
+    assert received.headers["x-goog-upload-offset"] == "0" and len(received.body) == len(photo)
+    assert_clean_and_masked(received.body)
+    assert sanitised_record(proxy, received.body, "gemini-web")["rule"] == "upload"
+
+
+def test_a_chunk_of_an_upload_veil_did_not_see_start_is_refused_with_a_record(proxy, proxy_env, upstream):
+    photo = face_photo_with_gps()
+    upstream.clear()
+    done = curl(
+        proxy_env, "-i", "--suppress-connect-headers", "https://push.clients6.google.com/upload/?upload_id=unseen",
+        "--data-binary", "@-", "-H", "x-goog-upload-command: upload, finalize", "-H", "x-goog-upload-offset: 3",
+        stdin=photo[3:],
     )  # fmt: skip
-    status, body = status_and_body(first)
-    assert status == 403 and "several resumable chunks" in json.loads(body)["error"]["message"]
-    rest = curl(
-        proxy_env, "-i", "--suppress-connect-headers", upload_url, "--data-binary", "@-",
-        "-H", "x-goog-upload-command: upload, finalize", "-H", "x-goog-upload-offset: 40000",
-        "-H", "x-goog-upload-header-content-type: image/jpeg", stdin=photo[40_000:],
-    )  # fmt: skip
-    assert status_and_body(rest)[0] == 403
-    assert not [r for r in upstream.received if r.path == path]
+    status, body = status_and_body(done)
+    assert status == 403 and "did not see" in json.loads(body)["error"]["message"]
+    assert not [r for r in upstream.received if "unseen" in r.path]
+    assert proxy.audit_records()[-1]["event"] == "blocked" and "did not see" in proxy.audit_records()[-1]["reason"]
+
+
+def test_a_large_photo_uploaded_in_several_chunks_by_the_real_genai_sdk_arrives_clean(proxy, upstream):
+    genai = pytest.importorskip("google.genai")
+    from e2e.photos import large_face_photo_with_gps
+    from google.genai import types
+
+    photo = large_face_photo_with_gps()  # > 8 MiB: the SDK sends two chunks
+    options = types.HttpOptions(client_args={"proxy": proxy.url, "verify": proxy.ssl_context()})
+    client = genai.Client(api_key="AIza-test", http_options=options)
+    upstream.clear()
+    uploaded = client.files.upload(file=io.BytesIO(photo), config={"mime_type": "image/jpeg"})
+    assert uploaded.name == "files/abc"  # the upstream answered "final": the declared length held
+    [chunk] = [r for r in upstream.received if "upload_id=" in r.path]
+    assert chunk.headers["x-goog-upload-offset"] == "0" and len(chunk.body) == len(photo)
+    assert b"Jane Doe" not in chunk.body
+    assert_clean_and_masked(chunk.body)
 
 
 # ---- OpenAI Uploads: create (bytes), parts, complete (md5), with the real SDK ----------------
@@ -185,6 +218,29 @@ def test_openai_uploads_chunked_with_md5(proxy, upstream):
     assert_clean_and_masked(data)
     complete = next(r for r in reversed(upstream.received) if r.path.endswith("/complete"))
     assert json.loads(complete.body)["md5"] == hashlib.md5(data).hexdigest() != hashlib.md5(photo).hexdigest()
+    assert sanitised_record(proxy, data, "openai-api")["rule"] == "upload-parts"
+
+
+def test_openai_uploads_in_many_small_parts_arrive_whole_and_clean(proxy, upstream):
+    """Parts too short to sniff (the outside test's leak): Veil holds them, answers each with
+    a part of its own, sends the cleaned file as the one real part and fixes `complete`."""
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(
+        api_key="sk-test", max_retries=0, http_client=openai.DefaultHttpxClient(proxy=proxy.url, verify=proxy.ssl_context())
+    )
+    photo = face_photo_with_gps()
+    upstream.clear()
+    upload = client.uploads.upload_file_chunked(
+        file=photo, filename="IMG_2041.jpg", bytes=len(photo), mime_type="image/jpeg", purpose="vision",
+        part_size=4_000, md5=hashlib.md5(photo).hexdigest(),
+    )  # fmt: skip
+    assert upload.status == "completed"  # the upstream checked bytes and md5 against the parts it got
+    [part] = [r for r in upstream.received if r.path.endswith("/parts")]
+    data = multipart_field(part, "data")
+    assert len(data) == len(photo)
+    assert_clean_and_masked(data)
+    complete = next(r for r in reversed(upstream.received) if r.path.endswith("/complete"))
+    assert len(json.loads(complete.body)["part_ids"]) == 1
     assert sanitised_record(proxy, data, "openai-api")["rule"] == "upload-parts"
 
 

@@ -12,8 +12,7 @@ from PIL import Image
 
 from . import formats
 from .errors import MalformedImage, VerificationFailed
-from .formats import ImageFormat
-from .formats import icc
+from .formats import ImageFormat, icc
 from .formats.exif import ORIENTATION_TAG
 from .formats.tiff import DECODE_TAGS
 from .options import FaceMode, SanitiseOptions

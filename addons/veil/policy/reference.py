@@ -96,6 +96,12 @@ SETTINGS = {
     "the provider fetches itself, so their bytes never cross Veil: `allow` forwards without a "
     "record, `log` writes one `passed` record per reference (its JSON path; the URL's scheme, "
     "host and path, never its query), `block` refuses the request naming the first reference.",
+    "opaque_files": "Files the egress scan finds in a request but cannot look inside: an "
+    "encrypted ZIP or PDF, a damaged or unknown container, one over the scan's size or depth "
+    "limits, a video. Such a file may hold photos, faces or GPS that Veil cannot prove clean: "
+    "`block` (the default: safe until shown otherwise) refuses the request naming the file, "
+    "`log` forwards it with one `passed` record saying what and why, `allow` forwards it "
+    "without a record. See [the egress scan](egress.md).",
     "limits": "Size and time limits, a block inherited key by key (table below).",
     "detection": "How faces are searched for (CenterFace), a block inherited key by key "
     "(table below). See [Faces](faces.md) for the strategy these keys tune.",

@@ -17,11 +17,19 @@ from mitmproxy import ctx, exceptions, http
 
 from ..audit import AuditLog, RequestFacts, Rotation, public_url
 from ..clean.errors import SanitiseError
-from ..policy import DEFAULT_POLICY_PATH, Match, Policy, PolicyError, load_policy, normalise_host
+from ..policy import (
+    DEFAULT_POLICY_PATH,
+    Match,
+    Policy,
+    PolicyError,
+    load_policy,
+    normalise_host,
+)
 from . import content_encoding, exposure, integrity, pipeline
 from .admission import Admission, Overloaded
 from .envelopes import multipart
 from .metrics import Metrics, MetricsServer, Status
+from .split_uploads import PieceRefused, SplitUploads
 from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logging.getLogger("veil")
@@ -57,6 +65,7 @@ class Veil:
         self._allow_hosts_are_ours = False
         self._running = False
         self.uploads = integrity.UploadLedger()  # OpenAI Uploads: parts as sent, for complete's md5
+        self.split_uploads = SplitUploads()  # pieces of uploads in progress, held until the last
         self.in_flight: set[str] = set()  # protected flows from headers to response or error
         self.draining = False
         self.audit_failure: str | None = None  # why the last audit write failed, until one succeeds
@@ -208,6 +217,7 @@ class Veil:
             self.pool.kill()  # past the drain: what is still being cleaned will never be sent
         self._stop_pool(wait=True)
         self.parser_pool.shutdown(wait=True)
+        self.split_uploads.held.close()
         if self.audit:
             self.audit.close()
         if self.metrics_server:
@@ -328,6 +338,8 @@ class Veil:
         match: Match | None = flow.metadata.get(MATCH_KEY)
         if match is None or flow.response:
             return
+        if match.rule.action == "sanitise" and self._held_as_a_piece(flow, match):
+            return
         request = pipeline.Request(
             flow.request.method, flow.request.path, flow.request.headers, flow.request.raw_content or b"", _facts(flow, match)
         )
@@ -345,6 +357,33 @@ class Veil:
             decision = await pipeline.examine(request, match, pipeline.Helpers(self._clean_all, self._run_blocking))
         if self._apply(flow, decision) and not flow.response:
             self._follow_openai_upload(flow, decision)
+
+    def _held_as_a_piece(self, flow: http.HTTPFlow, match: Match) -> bool:
+        """A piece of an upload split over several requests (split_uploads.py): held and
+        answered by Veil, or refused (True); or the last piece, which then carries the whole
+        file and is examined like any request (False). False for any other request."""
+        limit = match.rule.limits.max_body_bytes
+        try:
+            body = pipeline.decoded_body(flow.request.raw_content or b"", flow.request.headers, limit)
+        except pipeline.RequestRefused:
+            return False  # examine() refuses it with its own record
+        piece = self.split_uploads.piece(flow.request.method, flow.request.path, flow.request.headers, body, limit)
+        if piece is None:
+            return False
+        if piece.refusal:
+            refusal = pipeline.RequestRefused(piece.refusal)
+            self._refuse(flow, [pipeline.refusal_record(_facts(flow, match), refusal.reason)], refusal)
+            return True
+        if piece.answer:
+            status, headers, content = piece.answer
+            flow.response = http.Response.make(status, content, headers | {"X-Veil": "held"})
+            flow.comment = "Veil: held this piece of a split upload; the whole file is cleaned and sent with the last piece"
+            return True
+        whole, headers = piece.whole
+        flow.request.content = whole  # mitmproxy re-applies Content-Encoding and Content-Length
+        for name, value in headers.items():
+            flow.request.headers[name] = value
+        return False
 
     def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
         """Veil does not read WebSocket frames: `unparsed_bodies` (or action: block) decides."""
@@ -374,6 +413,12 @@ class Veil:
 
     def response(self, flow: http.HTTPFlow):
         self.in_flight.discard(flow.id)
+        if MATCH_KEY in flow.metadata and flow.response is not None and "X-Veil" not in flow.response.headers:
+            request = flow.request
+            self.split_uploads.learn(
+                request.method, request.pretty_host, request.path, request.headers, request.get_content(strict=False) or b"",
+                flow.response.status_code, flow.response.headers, flow.response.get_content(strict=False) or b"",
+            )  # fmt: skip
         pending = flow.metadata.pop(UPLOAD_PART_KEY, None)
         if pending is None or flow.response is None or flow.response.status_code >= 300:
             return
@@ -396,6 +441,14 @@ class Veil:
             return
         upload_id = integrity.upload_complete_id(path)
         if upload_id:
+            try:
+                listed = self.split_uploads.complete_body(path, flow.request.content or b"")
+            except PieceRefused as refused:
+                refusal = pipeline.RequestRefused(refused.reason)
+                self._refuse(flow, [pipeline.refusal_record(_facts(flow, flow.metadata[MATCH_KEY]), refusal.reason)], refusal)
+                return
+            if listed is not None:
+                flow.request.content = listed
             fixed = self.uploads.complete_body(upload_id, flow.request.content or b"")
             if fixed is not None:
                 flow.request.content = fixed
