@@ -118,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     """Validates the policy first (a readable message beats a mitmproxy traceback), then
     becomes mitmdump with the Veil addon."""
     from ..policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+    from ..audit.writer import refuse_if_in_use
     from ..proxy.addon import default_audit_log
 
     policy_path = Path(args.policy or DEFAULT_POLICY_PATH)
@@ -128,6 +129,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     confdir = Path(args.confdir).expanduser()
     audit_log = Path(args.audit_log or default_audit_log())
+    try:
+        refuse_if_in_use(audit_log)
+    except OSError as error:
+        print(f"veil: not starting: cannot write the audit log {audit_log}: {error.strerror}", file=sys.stderr)
+        return EXIT_REFUSED
     extra = args.mitmproxy_args[1:] if args.mitmproxy_args[:1] == ["--"] else args.mitmproxy_args
     refusal = _open_proxy_refusal(args.listen_host, args.allow_open_proxy, extra)
     if refusal:
