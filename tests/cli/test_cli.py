@@ -72,3 +72,12 @@ def test_drop_icc(tmp_path):
     done = scrub(source, tmp_path / "o.png", "--faces", "off", "--drop-icc", "--json")
     assert json.loads(done.stdout)["icc"] == "dropped"
     assert "icc_profile" not in Image.open(tmp_path / "o.png").info
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`veil policy check | head -1`: the pipe closes before Veil writes."""
+    process = subprocess.Popen([*VEIL, "policy", "check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(60) == 141, stderr
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr

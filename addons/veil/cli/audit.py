@@ -94,9 +94,6 @@ def _adapter(command):
         except _UsageError as error:
             print(f"veil audit: {error}", file=sys.stderr)
             return EXIT_USAGE
-        except BrokenPipeError:  # `veil audit show | head`
-            sys.stderr.close()
-            return 0
 
     return run
 
