@@ -148,7 +148,7 @@ def _apply(step_list: list[trust.Step], system: str, assume_yes: bool) -> int:
 def _pac(args: argparse.Namespace) -> int:
     from ..policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
     from ..proxy.pac import BadProxyAddress, pac_script
-    from .output import write_atomically
+    from .output import output_refusal, write_atomically
 
     try:
         script = pac_script(load_policy(args.policy or DEFAULT_POLICY_PATH), args.proxy)
@@ -161,6 +161,10 @@ def _pac(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(script)
         return 0
+    refusal = output_refusal(Path(args.output))
+    if refusal:
+        print(f"veil: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
     try:
         write_atomically(Path(args.output), script.encode())
     except OSError as error:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..clean.errors import SanitiseError
 from ..clean.options import FaceMode, SanitiseOptions
 from .installation import face_model_problem
-from .output import write_atomically
+from .output import output_refusal, write_atomically
 
 EXIT_REFUSED = 2
 
@@ -43,6 +43,9 @@ def _scrub(args: argparse.Namespace) -> int:
     from ..clean.core import sanitise  # imported here so `veil --help` stays instant
 
     options = _options(args)
+    refusal = output_refusal(Path(args.output)) if args.output != "-" else None
+    if refusal:
+        return _refuse(refusal)  # before anything is read, cleaned or written
     problem = face_model_problem() if options.faces is not FaceMode.OFF else None
     if problem:
         return _refuse(f"cannot mask faces: {problem}\n  (or run with --faces off to strip metadata only)")
