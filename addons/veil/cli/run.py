@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import ca_files, trust
 from .installation import face_model_problem, version
 
 EXIT_REFUSED = 2
@@ -60,6 +61,11 @@ def _run(args: argparse.Namespace) -> int:
     problem = face_model_problem()
     if problem:
         return _refuse(f"not starting: {problem}")
+    try:
+        ca = ca_files.ensure_ca(confdir)
+        advice = ca_files.advice_lines(ca, trust.current_system())
+    except OSError as error:
+        return _refuse(f"not starting: cannot create the CA files in {confdir}: {error.strerror}")
     command = [
         str(Path(sys.executable).with_name("mitmdump")),
         "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
@@ -70,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         *(["--set", "veil_allow_open_proxy=true"] if args.allow_open_proxy else []),
         *extra,
     ]  # fmt: skip
-    _print_start_banner(args, policy_path, audit_log, confdir)
+    _print_start_banner(args, policy_path, audit_log, ca, advice)
     os.execv(command[0], command)
 
 
@@ -90,14 +96,15 @@ def open_proxy_refusal(listen_host: str, allowed: bool, extra: list[str]) -> str
     return None
 
 
-def _print_start_banner(args, policy_path: Path, audit_log: Path, confdir: Path) -> None:
-    ca = confdir / "mitmproxy-ca-cert.pem"
+def _print_start_banner(args, policy_path: Path, audit_log: Path, ca: Path, advice: list[str]) -> None:
+    proxy = f"http://{args.listen_host}:{args.listen_port}"
+    variables = "\n".join(f"    {line}" for line in advice)
     print(
-        f"Veil {version()}: proxy on http://{args.listen_host}:{args.listen_port}  policy: {policy_path}  audit log: {audit_log}\n"
-        f"  CA certificate: {ca}{'' if ca.exists() else ' (created on first start)'}\n"
+        f"Veil {version()}: proxy on {proxy}  policy: {policy_path}  audit log: {audit_log}\n"
+        f"  CA certificate: {ca}\n"
         f"  Trust it (`veil trust` shows how), then point clients at the proxy, e.g.:\n"
-        f"    export HTTPS_PROXY=http://{args.listen_host}:{args.listen_port} SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}\n"
-        f"  or set the system's proxy auto-config URL to http://{args.listen_host}:{args.listen_port}/proxy.pac\n"
+        f"    export HTTPS_PROXY={proxy}\n{variables}\n"
+        f"  or set the system's proxy auto-config URL to {proxy}/proxy.pac\n"
         f"  README.md explains system-wide trust and proxy settings.",
         file=sys.stderr,
         flush=True,
