@@ -1,5 +1,5 @@
 """`veil …`: a thin command-line adapter over the core. Each group of subcommands lives in
-its own module (scrub, run, policy, audit, browser); this one builds the parser and runs
+its own module (scrub, run, policy, audit, browser, demo); this one builds the parser and runs
 the chosen handler.
 
 Exit codes: 0 done, 2 the input was refused or the arguments are wrong, with one readable
@@ -13,6 +13,7 @@ import sys
 
 from .audit import register as register_audit_commands
 from .browser import register as register_browser_commands
+from .demo import register as register_demo_command
 from .installation import version
 from .policy import register as register_policy_commands
 from .run import register as register_run_command
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     register_policy_commands(commands)
     register_audit_commands(commands)
     register_browser_commands(commands)
+    register_demo_command(commands)
     return parser
 
 
