@@ -22,13 +22,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .demo_service import MissingSampleLibrary, StandInService, file_in_multipart, multipart_upload, sample_photo
+from .demo_service import MissingSampleLibrary, file_in_multipart, multipart_upload, sample_photo, stand_in_service
 from .installation import face_model_problem
 from .run import MITMDUMP_ENTRY
 
 EXIT_FAILED, EXIT_MISSING = 1, 2
 UPLOAD_URL = "https://api.openai.com/v1/files"
-REROUTE_ADDON = Path(__file__).resolve().parents[1] / "proxy" / "demo_reroute.py"
+REROUTE_ADDON = Path(__file__).resolve().parents[1] / "proxy" / "reroute_local.py"
 START_TIMEOUT_SECONDS = 60
 
 
@@ -70,7 +70,7 @@ def _upload_through_veil(photo: bytes, out: Path) -> tuple[bytes, dict]:
     """(the photo as the service received it, the audit record of the upload)."""
     audit_log = out / "audit.jsonl"
     audit_log.unlink(missing_ok=True)  # one demo, one chain
-    with StandInService() as service:
+    with stand_in_service() as service:
         proxy = _start_veil(out, audit_log, service.port)
         try:
             print(f"Uploading a photo to {UPLOAD_URL} through Veil on {proxy.url} …", flush=True)
@@ -113,7 +113,7 @@ def _start_veil(out: Path, audit_log: Path, stand_in_port: int) -> _Veil:
         "--set", "connection_strategy=lazy",
         "-s", str(MITMDUMP_ENTRY),
         "--set", f"veil_policy={DEFAULT_POLICY_PATH}", "--set", f"veil_audit_log={audit_log}",
-        "-s", str(REROUTE_ADDON), "--set", f"demo_stand_in_port={stand_in_port}",
+        "-s", str(REROUTE_ADDON), "--set", f"reroute_port={stand_in_port}",
     ]  # fmt: skip
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)

@@ -4,6 +4,7 @@ a phone might upload (scikit-image's astronaut, with GPS, camera and owner EXIF)
 import io
 import json
 import threading
+from contextlib import contextmanager
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,38 +58,40 @@ def file_in_multipart(body: bytes, content_type: str) -> bytes | None:
     return None
 
 
-class StandInService:
-    """An HTTP server on loopback answering like OpenAI's file upload; keeps the last body."""
+class StandIn:
+    """What the stand-in service received last: (body, content type)."""
 
-    def __init__(self):
-        self.received: tuple[bytes, str] | None = None
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    received: tuple[bytes, str] | None = None
+    port: int = 0
 
-    def __enter__(self):
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+@contextmanager
+def stand_in_service():
+    """An HTTP server on loopback answering like OpenAI's file upload, for as long as the block runs."""
+    stand_in = StandIn()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stand_in))
+    stand_in.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield stand_in
+    finally:
+        server.shutdown()
+        server.server_close()
 
-    def _handler(self):
-        service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                service.received = (body, self.headers.get("content-type", ""))
-                answer = json.dumps(OPENAI_FILE | {"bytes": len(body)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+def _handler(stand_in: StandIn):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            stand_in.received = (body, self.headers.get("content-type", ""))
+            answer = json.dumps(OPENAI_FILE | {"bytes": len(body)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
 
-            def log_message(self, *args):
-                pass
+        def log_message(self, *args):
+            pass  # the demo prints its own story
 
-        return Handler
+    return Handler
