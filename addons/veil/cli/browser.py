@@ -89,7 +89,7 @@ def _situation(system: str, confdir: Path, on_this_machine: bool) -> trust.Situa
         home,
         nssdb_exists=(nssdb / "cert9.db").exists(),
         firefox_profiles=profiles,
-        system_bundle=ca_files.system_roots() if system != "windows" else None,
+        system_bundle=ca_files.system_roots(),  # on Windows certifi's, when installed
     )
 
 

@@ -45,7 +45,7 @@ def ensure_bundle(ca_pem: Path) -> Path:
     """Writes the bundle beside the CA when it is missing or out of date (a new CA, updated
     system roots); returns its path."""
     roots = system_roots()
-    bundle = ca_pem.with_name(trust.BUNDLE_NAME)
+    bundle = trust.bundle_path(ca_pem)
     data = trust.concatenated((roots, ca_pem) if roots else (ca_pem,))
     if not bundle.is_file() or bundle.read_bytes() != data:
         write_atomically(bundle, data)

@@ -114,7 +114,7 @@ class Situation:
 
     @property
     def bundle(self) -> Path:
-        return self.ca_pem.with_name(BUNDLE_NAME)
+        return bundle_path(self.ca_pem)
 
     @property
     def nssdb(self) -> Path:
@@ -250,8 +250,12 @@ def ca_environment(ca_pem: Path) -> list[tuple[str, Path]]:
     """The one answer to "which file goes in which variable": the variables that replace a
     runtime's roots get the bundle (system roots + Veil's CA) beside the CA, so hosts Veil
     does not intercept still verify; NODE_EXTRA_CA_CERTS adds to Node's roots, so the CA alone."""
-    bundle = ca_pem.with_name(BUNDLE_NAME)
+    bundle = bundle_path(ca_pem)
     return [(name, bundle) for name in REPLACING_VARIABLES] + [(name, ca_pem) for name in ADDING_VARIABLES]
+
+
+def bundle_path(ca_pem: Path) -> Path:
+    return ca_pem.with_name(BUNDLE_NAME)
 
 
 def environment_lines(system: str, ca_pem: Path) -> list[str]:
