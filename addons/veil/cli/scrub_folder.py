@@ -10,6 +10,7 @@ when any was refused (the others are still written).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -70,7 +71,10 @@ def _files_under(source: Path):
 def _run_in_workers(source, target, names, options, jobs, as_json) -> list[Outcome]:
     report = _ProgressBar(len(names)) if sys.stderr.isatty() and not as_json else _Lines(as_json)
     outcomes = []
-    with report, ProcessPoolExecutor(max_workers=jobs, initializer=_share_the_cores, initargs=(jobs,)) as pool:
+    # Not plain fork: the progress bar's refresh thread runs while workers start.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(jobs, multiprocessing.get_context(method), initializer=_share_the_cores, initargs=(jobs,))
+    with report, pool:
         pending = [pool.submit(clean_one, source, target, name, options) for name in names]
         for future in as_completed(pending):
             outcome = future.result()
