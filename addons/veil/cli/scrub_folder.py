@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,12 +76,19 @@ def _run_in_workers(source, target, names, options, jobs, as_json) -> list[Outco
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(jobs, multiprocessing.get_context(method), initializer=_share_the_cores, initargs=(jobs,))
     with report, pool:
-        pending = [pool.submit(clean_one, source, target, name, options) for name in names]
+        pending = {pool.submit(clean_one, source, target, name, options): name for name in names}
         for future in as_completed(pending):
-            outcome = future.result()
+            outcome = _outcome_of(future, pending[future])
             outcomes.append(outcome)
             report.add(outcome)
     return sorted(outcomes, key=lambda outcome: outcome.input)
+
+
+def _outcome_of(future, name: str) -> Outcome:
+    try:
+        return future.result()
+    except BrokenProcessPool:  # a worker was killed (out of memory?): its files are not written
+        return Outcome(name, None, "refused", "the worker process cleaning it died")
 
 
 def _share_the_cores(jobs: int):
