@@ -29,3 +29,12 @@ def test_rotation_keeps_one_lock_beside_the_active_log(tmp_path):
     assert len(files.rotated_files(path)) == 2 and lock_path(path).exists()
     assert files.chain_files([tmp_path]) == [*files.rotated_files(path), path]  # the lock file is no log
     assert verify_chains(files.by_log(files.chain_files([tmp_path]))).intact
+
+
+def test_a_writer_that_fails_to_start_leaves_the_log_unlocked(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.mkdir()  # the log's name is taken by a folder: opening it fails
+    with pytest.raises(IsADirectoryError):
+        audit.AuditLog(path)
+    path.rmdir()
+    audit.AuditLog(path).close()  # not refused as "in use" by the failed attempt

@@ -66,10 +66,13 @@ class AuditLog:
         self._tail_uncertain = False
         self._lock_fd = _take_writer_lock(self.path)
         try:
-            self._open()
+            self._start()
         except BaseException:
-            os.close(self._lock_fd)
+            self.close()  # a writer that failed to start must not keep the log locked
             raise
+
+    def _start(self):
+        self._open()
         repair = self._resume()
         self._file_day = _record_day(files.first_line(self.path))
         self._file_start = os.fstat(self._fd).st_size == 0
