@@ -31,10 +31,14 @@ def test_rotation_keeps_one_lock_beside_the_active_log(tmp_path):
     assert verify_chains(files.by_log(files.chain_files([tmp_path]))).intact
 
 
-def test_a_writer_that_fails_to_start_leaves_the_log_unlocked(tmp_path):
+def test_a_writer_that_fails_to_start_leaves_the_log_unlocked(tmp_path, monkeypatch):
     path = tmp_path / "audit.jsonl"
-    path.mkdir()  # the log's name is taken by a folder: opening it fails
-    with pytest.raises(IsADirectoryError):
-        audit.AuditLog(path)
-    path.rmdir()
+
+    def unreadable_tail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "tail", unreadable_tail)  # reading the chain's end fails after the lock is taken
+        with pytest.raises(PermissionError):
+            audit.AuditLog(path)
     audit.AuditLog(path).close()  # not refused as "in use" by the failed attempt
