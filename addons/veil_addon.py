@@ -1,4 +1,5 @@
-"""Entry point for `mitmdump -s addons/veil_addon.py`: builds the Veil addons, nothing else."""
+"""Entry point for `mitmdump -s addons/veil_addon.py` from a checkout: the packaged
+`veil/proxy/mitmdump_entry.py`, importable even when the package is not installed."""
 
 import sys
 from pathlib import Path
@@ -6,8 +7,4 @@ from pathlib import Path
 # Let the script work from a checkout even when the package is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from veil.proxy.addon import Veil  # noqa: E402
-from veil.proxy.pac_addon import ServePac  # noqa: E402
-
-veil = Veil()
-addons = [veil, ServePac(lambda: veil.policy)]
+from veil.proxy.mitmdump_entry import addons, veil  # noqa: E402, F401

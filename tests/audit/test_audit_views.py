@@ -1,6 +1,7 @@
 """`veil audit summary | show | export | report`: pure readers and their CLI adapters."""
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def test_show_filters_and_json(log, capsys):
     assert main(["audit", "show", "--event", "blocked", str(log)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("time (UTC)") and len(table) == 3 and "the policy blocks uploads" in table[2]
+    assert "https://claude.ai/api/x/upload" in table[2]  # a blocked row still says where the upload went
     assert main(["audit", "show", "--user", "-", "--json", str(log)]) == 0
     assert json.loads(capsys.readouterr().out)["service"] == "gemini-api"
 
@@ -131,3 +133,40 @@ def test_html_report_shows_a_broken_chain(log, tmp_path, capsys):
     page = out.read_text()
     assert "Hash chain BROKEN" in page and "line 2: prev_hash does not match line 1" in page
     assert "chain BROKEN" in capsys.readouterr().out
+
+
+def passed(user="carol", service="gemini-api", ts="2026-11-27T07:15:00.000Z"):
+    record = audit.image_record("passed", facts(user, service, "https://generativelanguage.googleapis.com/upload"),
+                                envelope=None, location=None, reason="the rule passes this user's uploads")  # fmt: skip
+    return dict(record, ts=ts)
+
+
+def test_the_report_covers_every_event_the_time_range_the_last_hash_and_how_to_verify(log, tmp_path, capsys):
+    writer = audit.AuditLog(log)
+    writer.write(passed())
+    writer.write(dict(audit.image_record("monitored", facts("dave", "openai-api"), envelope="raw", location="body",
+                                         report={"format": "png", "metadata_removed": [], "faces": [], "bytes_before": 10}),
+                      ts="2026-11-27T07:30:00.000Z"))  # fmt: skip
+    writer.close()
+    out = tmp_path / "report.html"
+    assert main(["audit", "report", "--html", str(out), str(log)]) == 0
+    page = out.read_text()
+    cards = dict((label, int(value.replace(",", ""))) for value, label in re.findall(r'<div class="card"><b>([\d,]+)</b><span>([^<]+)</span>', page))
+    assert cards == {"uploads seen": 6, "sanitised": 3, "monitored": 1, "blocked": 1, "passed": 1, "faces masked": 4, "GPS removed": 2}
+    assert "Records from <b>2026-11-25T10:00:00.000Z to 2026-11-27T07:30:00.000Z</b>" in page
+    generated = re.search(r"generated (\S+)</p>", page).group(1)
+    assert abs(datetime.now(UTC) - datetime.fromisoformat(generated)).total_seconds() < 60
+    last_hash = json.loads(log.read_text().splitlines()[-1])["hash"]
+    assert f'<code class="hash">{last_hash}</code>' in page
+    assert f"<code>veil audit verify {log}</code>" in page
+    assert table_rows(page, "by-user") == {
+        "alice": ["2", "2", "0", "0", "0", "3", "2"], "bob": ["1", "0", "0", "1", "0", "0", "0"],
+        "carol": ["1", "0", "0", "0", "1", "0", "0"], "dave": ["1", "0", "1", "0", "0", "0", "0"], "-": ["1", "1", "0", "0", "0", "1", "0"],
+    }  # fmt: skip
+    assert table_rows(page, "by-service")["gemini-api"] == ["2", "1", "0", "0", "1", "1", "0"]
+
+
+def table_rows(page: str, table_id: str) -> dict[str, list[str]]:
+    table = re.search(rf'<table class="counts" id="{table_id}">(.*?)</table>', page).group(1)
+    rows = re.findall(r"<tr><td>([^<]*)</td>(.*?)</tr>", table)
+    return {key: re.findall(r'<td class="n">([^<]*)</td>', cells) for key, cells in rows}

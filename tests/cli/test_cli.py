@@ -1,6 +1,9 @@
 """`veil scrub` as a user runs it: a real subprocess, real files, exit codes."""
 
 import json
+import os
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +75,53 @@ def test_drop_icc(tmp_path):
     done = scrub(source, tmp_path / "o.png", "--faces", "off", "--drop-icc", "--json")
     assert json.loads(done.stdout)["icc"] == "dropped"
     assert "icc_profile" not in Image.open(tmp_path / "o.png").info
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`veil policy check | head -1`: the pipe closes before Veil writes."""
+    process = subprocess.Popen([*VEIL, "policy", "check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(60) == 141, stderr
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr
+
+
+def special_outputs(folder: Path) -> dict[str, Path]:
+    """Things that are not a regular file, made in `folder` (a device node needs root)."""
+    made = {"fifo": folder / "pipe", "directory": folder / "dir", "symlink": folder / "link.jpg", "socket": folder / "sock"}
+    os.mkfifo(made["fifo"])
+    made["directory"].mkdir()
+    (folder / "target.jpg").write_bytes(b"unchanged")
+    made["symlink"].symlink_to(folder / "target.jpg")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(made["socket"]))
+    listener.close()  # the socket file stays
+    if os.geteuid() == 0:
+        made["device"] = folder / "null"
+        os.mknod(made["device"], stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    return made
+
+
+def test_scrub_refuses_an_output_that_is_not_a_regular_file_and_touches_nothing(gps_jpeg, tmp_path):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    made = special_outputs(outputs)
+    before = {entry.name: os.lstat(entry) for entry in outputs.iterdir()}
+    expected = {"fifo": "is a FIFO", "directory": "is a directory", "symlink": "is a symbolic link",
+                "socket": "is a socket", "device": "is a character device"}  # fmt: skip
+    for kind, path in made.items():
+        done = scrub(gps_jpeg, path, "--faces", "off")
+        assert done.returncode == 2, kind
+        assert f"veil: {path} {expected[kind]}" in done.stderr.decode()
+    after = {entry.name: os.lstat(entry) for entry in outputs.iterdir()}
+    assert after.keys() == before.keys()  # no temporary file was ever made
+    for name, status in after.items():
+        assert (status.st_mode, status.st_ino, status.st_mtime_ns) == (before[name].st_mode, before[name].st_ino, before[name].st_mtime_ns)
+    assert (outputs / "target.jpg").read_bytes() == b"unchanged"
+
+
+def test_scrub_replaces_a_regular_file(gps_jpeg, tmp_path):
+    out = tmp_path / "existing.jpg"
+    out.write_bytes(b"old")
+    assert scrub(gps_jpeg, out, "--faces", "off").returncode == 0
+    assert out.read_bytes()[:2] == b"\xff\xd8"

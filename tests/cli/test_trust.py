@@ -3,14 +3,17 @@ steps carried out for real with certutil (libnss3-tools) when it is installed.""
 
 import datetime
 import os
+import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from veil.cli import trust
+from veil.cli import ca_files, trust
 
 VEIL = [sys.executable, "-m", "veil.cli"]
 
@@ -58,21 +61,21 @@ def test_macos_uses_the_login_keychain_and_windows_the_users_store():
     (mac,) = [s for s in trust.steps(situation("macos")) if s.automatic and commands(s)]
     assert commands(mac) == [("security", "add-trusted-cert", "-r", "trustRoot", "-p", "ssl", "-k",
                               "/home/ann/Library/Keychains/login.keychain-db", "/home/ann/.mitmproxy/mitmproxy-ca-cert.pem")]  # fmt: skip
-    (windows,) = [s for s in trust.steps(situation("windows")) if s.automatic]
+    (windows,) = [s for s in trust.steps(situation("windows")) if s.automatic and commands(s)]
     assert commands(windows) == [("certutil", "-user", "-addstore", "Root", "/home/ann/.mitmproxy/mitmproxy-ca-cert.cer")]
 
 
-def test_environment_variables_use_a_bundle_with_the_systems_roots_when_there_is_one():
-    with_bundle = trust.steps(situation(system_bundle=Path("/etc/ssl/certs/ca-certificates.crt")))
-    shown = "\n".join(line for step in with_bundle for line in step.show("linux"))
+def test_environment_variables_that_replace_roots_name_the_bundle_and_node_the_ca_alone():
+    with_roots = trust.steps(situation(system_bundle=Path("/etc/ssl/certs/ca-certificates.crt")))
+    shown = "\n".join(line for step in with_roots for line in step.show("linux"))
     assert "cat /etc/ssl/certs/ca-certificates.crt /home/ann/.mitmproxy/mitmproxy-ca-cert.pem > /home/ann/.mitmproxy/veil-ca-bundle.pem" in shown
     for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         assert f"export {name}=/home/ann/.mitmproxy/veil-ca-bundle.pem" in shown
     assert "export NODE_EXTRA_CA_CERTS=/home/ann/.mitmproxy/mitmproxy-ca-cert.pem" in shown  # Node adds, not replaces
-    alone = "\n".join(line for step in trust.steps(situation()) for line in step.show("linux"))
-    assert "export SSL_CERT_FILE=/home/ann/.mitmproxy/mitmproxy-ca-cert.pem" in alone and "cat " not in alone
+    without_roots = "\n".join(line for step in trust.steps(situation()) for line in step.show("linux"))
+    assert "export SSL_CERT_FILE=/home/ann/.mitmproxy/veil-ca-bundle.pem" in without_roots
     windows = "\n".join(line for step in trust.steps(situation("windows")) for line in step.show("windows"))
-    assert "setx SSL_CERT_FILE /home/ann/.mitmproxy/mitmproxy-ca-cert.pem" in windows
+    assert "setx SSL_CERT_FILE /home/ann/.mitmproxy/veil-ca-bundle.pem" in windows
 
 
 def test_perform_runs_the_commands_in_order_and_reports_failures(tmp_path):
@@ -176,3 +179,69 @@ def test_apply_trusts_the_ca_in_a_real_nss_database(tmp_path):
     assert f"export NODE_EXTRA_CA_CERTS={ca}" in env.stdout
     again = veil_trust(tmp_path, "--confdir", str(ca.parent), "--apply", "--yes")  # idempotent
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The advice printed by `veil trust --env` and `veil run`: one bundle, made on demand
+# --------------------------------------------------------------------------------------------
+
+
+def exported(lines: str) -> dict[str, Path]:
+    return {name: Path(value) for name, value in re.findall(r"export (\w+)=(\S+)", lines)}
+
+
+def certificates_in(bundle: Path) -> int:
+    return ssl.create_default_context(cafile=str(bundle)).cert_store_stats()["x509_ca"]
+
+
+def assert_bundle_of_system_roots_and_ca(variables: dict[str, Path], ca: Path):
+    bundle = ca.with_name(trust.BUNDLE_NAME)
+    assert {name: variables[name] for name in trust.REPLACING_VARIABLES} == dict.fromkeys(trust.REPLACING_VARIABLES, bundle)
+    assert variables["NODE_EXTRA_CA_CERTS"] == ca
+    roots = ca_files.system_roots()
+    if roots is None:
+        pytest.skip("this machine has no system CA bundle to extend")
+    assert bundle.read_bytes() == trust.concatenated((roots, ca))
+    assert certificates_in(bundle) == certificates_in(roots) + 1 > 2  # the roots, still trusted, plus Veil's CA
+
+
+def test_trust_env_names_a_bundle_it_makes_of_the_system_roots_plus_the_ca(tmp_path):
+    ca = make_ca(tmp_path / "conf")
+    done = veil_trust(tmp_path, "--confdir", str(ca.parent), "--env")
+    assert done.returncode == 0, done.stderr
+    assert_bundle_of_system_roots_and_ca(exported(done.stdout), ca)
+    newer = make_ca(tmp_path / "conf")  # a new CA: the bundle follows it
+    assert veil_trust(tmp_path, "--confdir", str(ca.parent), "--env").returncode == 0
+    assert ca.with_name(trust.BUNDLE_NAME).read_bytes().endswith(newer.read_bytes())
+
+
+def test_trust_env_without_a_ca_says_how_to_get_one(tmp_path):
+    done = veil_trust(tmp_path, "--confdir", str(tmp_path / "conf"), "--env")
+    assert done.returncode == 2 and "veil run" in done.stderr and not done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_run_banner_gives_the_same_advice_before_the_proxy_made_its_ca(tmp_path):
+    confdir = tmp_path / "fresh-confdir"
+    command = [*VEIL, "run", "--listen-port", str(free_port()), "--confdir", str(confdir), "--audit-log", str(tmp_path / "a.jsonl")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    banner = ""
+    try:
+        for line in process.stderr:
+            banner += line
+            if "proxy auto-config URL" in line or "veil:" in line:
+                break
+    finally:
+        process.terminate()
+        process.wait(60)
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    variables = exported(banner)
+    assert variables.keys() == {"HTTPS_PROXY", *trust.REPLACING_VARIABLES, *trust.ADDING_VARIABLES}
+    assert_bundle_of_system_roots_and_ca(variables, ca)
+    printed = [line.strip() for line in banner.splitlines() if line.strip().startswith("export") and "HTTPS_PROXY" not in line]
+    assert veil_trust(tmp_path, "--confdir", str(confdir), "--env").stdout.splitlines() == printed

@@ -385,7 +385,7 @@ def test_a_misspelt_value_names_file_line_path_and_the_choices():
         """,
         source="config/policy.yaml",
     ) == [
-        "config/policy.yaml, line 7: services.openai-api.rules[0].faces: 'maks' is not allowed; use one of mask, blur, pixelate, off"
+        "config/policy.yaml, line 7: services.openai-api.rules[0].faces: 'maks' is not allowed; did you mean 'mask'? use one of mask, blur, pixelate, off"
     ]
 
 
@@ -421,6 +421,20 @@ def test_a_duplicate_service_is_an_error():
         ('    limits:\n      max_body_bytes: "100"\n',
          "line 6: services.svc.limits.max_body_bytes: expected a number, got the text '100'; remove the quotes"),
         ("    limits:\n      image_timeout_seconds: 0\n", "line 6: services.svc.limits.image_timeout_seconds: must be greater than 0, got 0"),
+        ('    limits:\n      image_timeout_seconds: "20s"\n',
+         "line 6: services.svc.limits.image_timeout_seconds: expected a number, got '20s'; write the number alone, "
+         "without 's' (the key names the unit)"),
+        ('    limits:\n      image_timeout_seconds: "twenty"\n',
+         "line 6: services.svc.limits.image_timeout_seconds: expected a number, got 'twenty'"),
+        ("    limits:\n      image_timeout_seconds: 20 s\n",
+         "line 6: services.svc.limits.image_timeout_seconds: expected a number, got '20 s'; write the number alone, "
+         "without 's' (the key names the unit)"),
+        ("    action: sanitize\n", "line 5: services.svc.action: 'sanitize' is not allowed; did you mean 'sanitise'? "
+         "use one of sanitise, block, allow, monitor"),
+        ("    action: sanitization\n", "line 5: services.svc.action: 'sanitization' is not allowed; did you mean 'sanitise'? "
+         "use one of sanitise, block, allow, monitor"),
+        ("    action: Sanitized\n", "line 5: services.svc.action: 'Sanitized' is not allowed; did you mean 'sanitise'? "
+         "use one of sanitise, block, allow, monitor"),
         ("    rules: {name: x}\n", 'line 5: services.svc.rules: expected a list, e.g. rules: [{paths: ["/v1/*"]}]; got a mapping'),
         ("    rules:\n      - paths: []\n",
          "line 6: services.svc.rules[0].paths: the list is empty; list at least one, e.g. "

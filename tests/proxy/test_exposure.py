@@ -6,7 +6,7 @@ import stat
 import pytest
 from mitmproxy import exceptions
 
-from veil.cli.main import _open_proxy_refusal
+from veil.cli.run import open_proxy_refusal as _open_proxy_refusal
 from veil.proxy.exposure import exposed_addresses, is_loopback, protect_ca_key, refuse_open_proxy
 
 

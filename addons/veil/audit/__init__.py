@@ -12,6 +12,6 @@ records (dicts of facts and hashes), never on images or requests.
 """
 
 from .events import EVENTS, RequestFacts, image_record, now_rfc3339, public_url
-from .writer import AuditLog, Rotation
+from .writer import AuditLog, LogInUse, Rotation
 
-__all__ = ["EVENTS", "AuditLog", "RequestFacts", "Rotation", "image_record", "now_rfc3339", "public_url"]
+__all__ = ["EVENTS", "AuditLog", "LogInUse", "RequestFacts", "Rotation", "image_record", "now_rfc3339", "public_url"]

