@@ -25,6 +25,7 @@ def ensure_ca(confdir: Path) -> Path:
     if not ca.exists():
         from mitmproxy.certs import CertStore
 
+        confdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # as mitmproxy itself would
         CertStore.from_store(confdir, CA_BASENAME, CA_KEY_SIZE)
     return ca
 

@@ -65,7 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         ca = ca_files.ensure_ca(confdir)
         advice = ca_files.advice_lines(ca, trust.current_system())
     except OSError as error:
-        return _refuse(f"not starting: cannot create the CA files in {confdir}: {error.strerror}")
+        # A deployment may mount only mitmproxy-ca.pem, read-only: mitmproxy needs no more,
+        # and the advice is for people at a desk, so the proxy starts without it.
+        ca, advice = ca_files.ca_certificate(confdir), []
+        print(f"veil: no CA advice: cannot prepare the CA files in {confdir}: {error.strerror}", file=sys.stderr)
     command = [
         str(Path(sys.executable).with_name("mitmdump")),
         "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),

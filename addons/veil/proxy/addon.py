@@ -126,6 +126,7 @@ class Veil:
     def _configure(self, updated: set[str]):
         if "veil_policy" in updated:
             self.policy = _load_policy(ctx.options.veil_policy)
+            _refuse_without_face_model(self.policy)
         if updated & {"veil_audit_log", "veil_audit_rotate_bytes", "veil_audit_rotate_daily"}:
             self._open_audit_log(ctx.options.veil_audit_log)
         if updated & {"veil_metrics_port", "veil_metrics_host"}:
@@ -155,14 +156,22 @@ class Veil:
         if ctx.options.veil_audit_rotate_bytes < 0:
             raise exceptions.OptionsError("veil_audit_rotate_bytes must be 0 (never) or a size in bytes")
         rotation = Rotation(ctx.options.veil_audit_rotate_bytes, ctx.options.veil_audit_rotate_daily)
+        previous = self.audit
+        # One writer per log (a lock held for the writer's life): reopening the same file,
+        # for new rotation settings, must let go of it first.
+        same_file = previous is not None and previous.path == Path(path)
+        if same_file:
+            previous.close()
         try:
             # Writes happen on the event loop, as does this: the old writer is idle, so the
             # new one reads the final end of the chain.
             audit = AuditLog(path, rotation)
         except OSError as error:
-            raise exceptions.OptionsError(f"veil_audit_log: cannot open {path}: {error.strerror}") from None
-        if self.audit:
-            self.audit.close()
+            if same_file:
+                self.audit = AuditLog(path, previous.rotation)  # keep writing as before
+            raise exceptions.OptionsError(f"veil_audit_log: cannot open {path}: {error.strerror or error}") from None
+        if previous and not same_file:
+            previous.close()
         self.audit = audit
 
     def _serve_metrics(self, host: str, port: int):
@@ -573,6 +582,19 @@ def _load_policy(path: str) -> Policy:
         return load_policy(path)
     except PolicyError as error:
         raise exceptions.OptionsError(f"Veil will not start on this policy:\n{error}") from None
+
+
+def _refuse_without_face_model(policy: Policy):
+    """A policy that masks faces needs the model: say so at start-up with the fix, not as
+    'could not be processed' on the first photo."""
+    from ..clean.faces.detector import model_problem
+    from ..clean.options import FaceMode
+
+    rules = [policy.defaults] + [route.rule for service in policy.services for route in service.routes]
+    if any(rule.faces is not FaceMode.OFF and rule.action != "allow" for rule in rules):
+        problem = model_problem()
+        if problem:
+            raise exceptions.OptionsError(f"Veil cannot mask faces: {problem}")
 
 
 def _refuse_streaming_of_protected_bodies(policy: Policy | None):
