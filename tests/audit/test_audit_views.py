@@ -43,11 +43,27 @@ def log(tmp_path) -> Path:
 def test_summary_counts_by_service_user_event_and_day(log):
     result = summary.summarise(records.read_records([log]))
     assert result.total.as_dict() == {"uploads": 4, "sanitised": 3, "monitored": 0, "blocked": 1, "passed": 0,
-                                      "faces_masked": 4, "gps_removed": 2, "bytes": 3500}  # fmt: skip
+                                      "faces_masked": 4, "gps_removed": 2, "bytes": 3500,
+                                      "delivered": 0, "not_delivered": 0}  # fmt: skip
     assert result.by["service"]["openai-api"].faces_masked == 3
     assert result.by["user"]["-"].uploads == 1 and result.by["user"]["bob"].blocked == 1
     assert result.by["day"]["2026-11-25"].uploads == 1 and result.by["day"]["2026-11-26"].uploads == 3
     assert set(result.by["event"]) == {"sanitised", "blocked"}
+
+
+def test_the_outcome_of_what_was_let_through_is_counted_apart(tmp_path, capsys):
+    """A cleaned upload that never reached the service is not 'delivered' (issue 19)."""
+    writer = audit.AuditLog(tmp_path / "audit.jsonl")
+    for status, error in ((200, None), (None, "connection reset by the service"), (413, None)):
+        writer.write(sanitised())
+        writer.write(audit.upstream_record(facts(), status=status, error=error))
+    writer.close()
+    result = summary.summarise(records.read_records([tmp_path / "audit.jsonl"]))
+    assert (result.total.sanitised, result.total.delivered, result.total.not_delivered) == (3, 1, 2)
+    assert result.total.uploads == 3  # outcomes are not uploads of their own
+    assert main(["audit", "show", "--event", "upstream", str(tmp_path / "audit.jsonl")]) == 0
+    table = capsys.readouterr().out
+    assert "delivered: HTTP 200" in table and "not delivered: connection reset" in table and "not delivered: HTTP 413" in table
 
 
 def test_summary_since_and_until(log, capsys):
@@ -152,7 +168,8 @@ def test_the_report_covers_every_event_the_time_range_the_last_hash_and_how_to_v
     assert main(["audit", "report", "--html", str(out), str(log)]) == 0
     page = out.read_text()
     cards = dict((label, int(value.replace(",", ""))) for value, label in re.findall(r'<div class="card"><b>([\d,]+)</b><span>([^<]+)</span>', page))
-    assert cards == {"uploads seen": 6, "sanitised": 3, "monitored": 1, "blocked": 1, "passed": 1, "faces masked": 4, "GPS removed": 2}
+    assert cards == {"uploads seen": 6, "sanitised": 3, "monitored": 1, "blocked": 1, "passed": 1,
+                     "requests delivered": 0, "let through, not delivered": 0, "faces masked": 4, "GPS removed": 2}
     assert "Records from <b>2026-11-25T10:00:00.000Z to 2026-11-27T07:30:00.000Z</b>" in page
     generated = re.search(r"generated (\S+)</p>", page).group(1)
     assert abs(datetime.now(UTC) - datetime.fromisoformat(generated)).total_seconds() < 60
@@ -160,10 +177,10 @@ def test_the_report_covers_every_event_the_time_range_the_last_hash_and_how_to_v
     assert f'<code class="hash">{last_hash}</code>' in page
     assert f"<code>veil audit verify {log}</code>" in page
     assert table_rows(page, "by-user") == {
-        "alice": ["2", "2", "0", "0", "0", "3", "2"], "bob": ["1", "0", "0", "1", "0", "0", "0"],
-        "carol": ["1", "0", "0", "0", "1", "0", "0"], "dave": ["1", "0", "1", "0", "0", "0", "0"], "-": ["1", "1", "0", "0", "0", "1", "0"],
+        "alice": ["2", "2", "0", "0", "0", "3", "2", "0", "0"], "bob": ["1", "0", "0", "1", "0", "0", "0", "0", "0"],
+        "carol": ["1", "0", "0", "0", "1", "0", "0", "0", "0"], "dave": ["1", "0", "1", "0", "0", "0", "0", "0", "0"], "-": ["1", "1", "0", "0", "0", "1", "0", "0", "0"],
     }  # fmt: skip
-    assert table_rows(page, "by-service")["gemini-api"] == ["2", "1", "0", "0", "1", "1", "0"]
+    assert table_rows(page, "by-service")["gemini-api"] == ["2", "1", "0", "0", "1", "1", "0", "0", "0"]
 
 
 def table_rows(page: str, table_id: str) -> dict[str, list[str]]:

@@ -31,7 +31,8 @@ def test_the_demo_shows_what_left_the_machine_and_writes_the_pictures_and_the_re
     with Image.open(out / "side-by-side.png") as picture, Image.open(out / "before.jpg") as before:
         assert picture.width > 2 * before.width and picture.height > before.height
 
-    (record,) = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    record, outcome = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    assert outcome["event"] == "upstream" and outcome["delivered"] and outcome["request_id"] == record["request_id"]
     assert record["event"] == "sanitised" and record["url"] == "https://api.openai.com/v1/files" and record["faces"] == 1
     assert record["sha256_after"] in done.stdout and verify([out / "audit.jsonl"]).intact
     assert f"veil audit verify {out / 'audit.jsonl'}" in done.stdout

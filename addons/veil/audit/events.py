@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 EVENTS = ("sanitised", "monitored", "blocked", "passed")
+# Written when a forwarded request's exchange ends: did what Veil let through arrive?
+UPSTREAM = "upstream"
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class RequestFacts:
     rule: str
     method: str
     url: str  # scheme://host/path, never the query string
+    # Ties a request's records together, and to the `upstream` record of its outcome.
+    request_id: str | None = None
 
 
 def public_url(scheme: str, host: str, port: int, path: str) -> str:
@@ -49,6 +53,7 @@ def image_record(
     return {
         "ts": now_rfc3339(),
         "event": event,
+        "request_id": facts.request_id,
         "client": facts.client,
         "user": facts.user,
         "service": facts.service,
@@ -81,3 +86,25 @@ def _actions(event: str, report: dict) -> list[str]:
     if report.get("padding"):
         actions.append("pad")  # zero filler added to keep the original length (preserve_length)
     return actions
+
+
+def upstream_record(facts: RequestFacts, status: int | None = None, error: str | None = None) -> dict:
+    """How the exchange of a request Veil let through ended: the service's status, or why
+    it never answered. `delivered` is the fact a reader wants: the service took it."""
+    delivered = error is None and status is not None and status < 400
+    outcome = f"HTTP {status}" if error is None else error
+    return {
+        "ts": now_rfc3339(),
+        "event": UPSTREAM,
+        "request_id": facts.request_id,
+        "client": facts.client,
+        "user": facts.user,
+        "service": facts.service,
+        "rule": facts.rule,
+        "method": facts.method,
+        "url": facts.url,
+        "status": status,
+        "error": error,
+        "delivered": delivered,
+        "reason": f"{'delivered' if delivered else 'not delivered'}: {outcome}",
+    }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from .events import EVENTS, now_rfc3339
-from .records import is_upload
+from .records import is_upload, is_upstream
 from .summary import Summary, Tally
 from .verify import Verdict
 
@@ -20,7 +20,7 @@ TOP = 10
 
 
 # The columns of the per-user and per-service tables: every event kind, then what was removed.
-TABLE_COLUMNS = ("uploads", *EVENTS, "faces_masked", "gps_removed")
+TABLE_COLUMNS = ("uploads", *EVENTS, "faces_masked", "gps_removed", "delivered", "not_delivered")
 
 
 @dataclass
@@ -39,6 +39,8 @@ class ReportData:
 def gather(records: Iterable[dict]) -> ReportData:
     data = ReportData()
     for record in records:
+        if is_upstream(record):
+            data.summary.add(record)  # delivered or not: counted, but no intervention of its own
         if not is_upload(record):
             continue
         data.summary.add(record)
@@ -56,6 +58,7 @@ def render(data: ReportData, verdict: Verdict, title: str = "Veil audit report",
         f'<div class="card"><b>{value:,}</b><span>{label}</span></div>'
         for label, value in (
             ("uploads seen", total.uploads), *((event, getattr(total, event)) for event in EVENTS),
+            ("requests delivered", total.delivered), ("let through, not delivered", total.not_delivered),
             ("faces masked", total.faces_masked), ("GPS removed", total.gps_removed),
         )
     )  # fmt: skip

@@ -32,6 +32,11 @@ def is_upload(record: dict) -> bool:
     return record.get("event") in IMAGE_EVENTS
 
 
+def is_upstream(record: dict) -> bool:
+    """The outcome of a forwarded request (see events.upstream_record)."""
+    return record.get("event") == "upstream"
+
+
 @dataclass(frozen=True)
 class Filter:
     since: str | None = None  # RFC 3339 UTC, compared as text with the records' `ts`

@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-from .records import is_upload
+from .records import is_upload, is_upstream
 
 DIMENSIONS = ("service", "user", "event", "day")
 
@@ -19,13 +19,15 @@ class Tally:
     faces_masked: int = 0
     gps_removed: int = 0  # images whose GPS position was removed
     bytes: int = 0  # image bytes seen (before cleaning)
+    delivered: int = 0  # requests the service took (an `upstream` record with a status below 400)
+    not_delivered: int = 0  # requests let through that never arrived, or were refused by the service
 
     def add(self, record: dict):
         self.add_counts(counts_of(record))
 
     def add_counts(self, counts: tuple):
         """Unrolled on purpose: this runs once per record per table (a million-record log)."""
-        uploads, sanitised, monitored, blocked, passed, faces, gps, size = counts
+        uploads, sanitised, monitored, blocked, passed, faces, gps, size, delivered, not_delivered = counts
         self.uploads += uploads
         self.sanitised += sanitised
         self.monitored += monitored
@@ -34,6 +36,8 @@ class Tally:
         self.faces_masked += faces
         self.gps_removed += gps
         self.bytes += size
+        self.delivered += delivered
+        self.not_delivered += not_delivered
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -42,12 +46,15 @@ class Tally:
 def counts_of(record: dict) -> tuple:
     """What one record adds to a Tally, in its field order; computed once per record."""
     event = record.get("event")
+    if event == "upstream":
+        delivered = bool(record.get("delivered"))
+        return (0, 0, 0, 0, 0, 0, 0, 0, int(delivered), int(not delivered))
     cleaned = event == "sanitised"
     return (
         1, int(cleaned), int(event == "monitored"), int(event == "blocked"), int(event == "passed"),
         (record.get("faces") or 0) if cleaned else 0,
         int(cleaned and "gps" in (record.get("metadata_removed") or ())),
-        record.get("bytes_before") or 0,
+        record.get("bytes_before") or 0, 0, 0,
     )  # fmt: skip
 
 
@@ -59,8 +66,8 @@ class Summary:
     last_ts: str | None = None
 
     def add(self, record: dict):
-        """Counts one record, if it is an upload's (a repair record is not)."""
-        if not is_upload(record):
+        """Counts one record, if it is an upload's or its outcome's (a repair record is neither)."""
+        if not (is_upload(record) or is_upstream(record)):
             return
         counts, ts = counts_of(record), record.get("ts") or ""
         self.total.add_counts(counts)

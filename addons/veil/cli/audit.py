@@ -32,7 +32,7 @@ def register(commands) -> None:
     _time_arguments(show)
     show.add_argument("--user", help="only this user ('-' for records without one)")
     show.add_argument("--service", help="only this service (the policy's name, e.g. openai-api)")
-    show.add_argument("--event", choices=records.IMAGE_EVENTS, help="only this event")
+    show.add_argument("--event", choices=(*records.IMAGE_EVENTS, "upstream"), help="only this event (upstream: the outcome of what was let through)")
     show.add_argument("--limit", type=int, default=0, help="only the last N matching records")
     show.add_argument("--json", action="store_true", help="the records as JSON lines, unchanged")
     show.set_defaults(handler=_show)

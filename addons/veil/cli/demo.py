@@ -81,9 +81,11 @@ def _upload_through_veil(photo: bytes, out: Path) -> tuple[bytes, dict]:
             raise DemoFailed(f"nothing reached the stand-in service; the proxy's log is {proxy.log}")
         received = file_in_multipart(*service.received)
     records = [json.loads(line) for line in audit_log.read_text().splitlines() if line]
-    if received is None or not records:
+    # The upload's own record, not the `upstream` one that follows it with the outcome.
+    uploads = [record for record in records if record.get("event") != "upstream"]
+    if received is None or not uploads:
         raise DemoFailed(f"the upload was not cleaned as expected; the proxy's log is {proxy.log}")
-    return received, records[-1]
+    return received, uploads[-1]
 
 
 class _Veil:

@@ -30,6 +30,12 @@ def register(commands) -> None:
         help="listen beyond loopback without proxy authentication (refused otherwise: an open proxy "
         "decrypts traffic for anyone who can reach it)",
     )
+    run.add_argument(
+        "--web",
+        action="store_true",
+        help="start mitmweb instead of mitmdump: every flow in a browser tab, with Veil's comment and marker",
+    )
+    run.add_argument("--notify", action="store_true", help="a desktop notification for every blocked upload (host and reason only)")
     run.add_argument("mitmproxy_args", nargs=argparse.REMAINDER, help="after --: extra mitmdump arguments")
     run.set_defaults(handler=_run)
 
@@ -70,17 +76,23 @@ def _run(args: argparse.Namespace) -> int:
         ca, advice = ca_files.ca_certificate(confdir), []
         print(f"veil: no CA advice: cannot prepare the CA files in {confdir}: {error.strerror}", file=sys.stderr)
     command = [
-        str(Path(sys.executable).with_name("mitmdump")),
+        str(Path(sys.executable).with_name("mitmweb" if args.web else "mitmdump")),
         "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
         "--set", f"confdir={confdir}",
         "-s", str(MITMDUMP_ENTRY),
         "--set", f"veil_policy={policy_path.resolve()}",
         "--set", f"veil_audit_log={audit_log}",
         *(["--set", "veil_allow_open_proxy=true"] if args.allow_open_proxy else []),
+        *(["--set", "veil_notify=true"] if args.notify else []),
+        *(["--set", "web_open_browser=false"] if args.web and not _has_display() else []),
         *extra,
     ]  # fmt: skip
     _print_start_banner(args, policy_path, audit_log, ca, advice)
     os.execv(command[0], command)
+
+
+def _has_display() -> bool:
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def open_proxy_refusal(listen_host: str, allowed: bool, extra: list[str]) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 
 from ..audit import AuditLog, RequestFacts, Rotation, public_url
+from ..audit import upstream_record as audit_upstream_record
 from ..clean.errors import SanitiseError
 from ..policy import (
     DEFAULT_POLICY_PATH,
@@ -25,7 +26,7 @@ from ..policy import (
     load_policy,
     normalise_host,
 )
-from . import content_encoding, exposure, integrity, pipeline
+from . import content_encoding, exposure, feedback, integrity, pipeline
 from .admission import Admission, Overloaded
 from .envelopes import multipart
 from .metrics import Metrics, MetricsServer, Status
@@ -36,6 +37,7 @@ log = logging.getLogger("veil")
 
 MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
+OUTCOME_KEY = "veil_outcome"  # the RequestFacts of a forwarded request whose outcome is recorded
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
 # Records of refused uploads kept while the audit log cannot be written, written once it
 # can again. Beyond this many, the oldest are dropped (and the drop is logged).
@@ -105,6 +107,13 @@ class Veil:
             False,
             "Decrypt every host. By default only hosts the policy protects are decrypted; "
             "all other traffic is tunnelled untouched.",
+        )
+        loader.add_option(
+            "veil_notify",
+            bool,
+            False,
+            "Show a desktop notification when Veil blocks an upload (notify-send, osascript or a "
+            "PowerShell toast; the host and the reason only, never the image).",
         )
         loader.add_option(
             "veil_allow_open_proxy",
@@ -414,6 +423,9 @@ class Veil:
         """The connection failed after Veil let the upload go: an upstream reset or time-out,
         or the client gave up. What was sent was already clean; the client sees mitmproxy's
         502 (or its own error), and the operator sees it here and in veil_errors_total."""
+        facts = flow.metadata.pop(OUTCOME_KEY, None)
+        if facts is not None:
+            self._record_outcome(audit_upstream_record(facts, error=flow.error.msg if flow.error else "the connection failed"))
         if flow.id in self.in_flight:
             self.in_flight.discard(flow.id)
             match: Match = flow.metadata[MATCH_KEY]
@@ -422,6 +434,9 @@ class Veil:
 
     def response(self, flow: http.HTTPFlow):
         self.in_flight.discard(flow.id)
+        facts = flow.metadata.pop(OUTCOME_KEY, None)
+        if facts is not None and flow.response is not None:
+            self._record_outcome(audit_upstream_record(facts, status=flow.response.status_code))
         if MATCH_KEY in flow.metadata and flow.response is not None and "X-Veil" not in flow.response.headers:
             request = flow.request
             self.split_uploads.learn(
@@ -507,6 +522,9 @@ class Veil:
             refusal = self._audit_refusal()
             self._refuse(flow, [pipeline.refusal_record(_facts(flow, flow.metadata[MATCH_KEY]), refusal.reason)], refusal)
             return False
+        if decision.records:  # what was let through is followed to its outcome
+            flow.metadata[OUTCOME_KEY] = _facts(flow, flow.metadata[MATCH_KEY])
+        self._tell(flow, decision)
         verdict = decision.verdict
         if decision.new_body is not None:
             if content_encoding.codings(flow.request.headers.get("transfer-encoding", "")) not in ([], ["chunked"]):
@@ -520,6 +538,18 @@ class Veil:
             first = verdict.outcomes[0].event if verdict.outcomes else "passed"
             flow.marked = _MARKERS[first]
         return True
+
+    def _record_outcome(self, record: dict):
+        """The outcome of a request already let through: kept for later if the log is failing
+        now (nothing can be refused any more)."""
+        if not self._record([record]):
+            self._keep_for_later(record)
+
+    def _tell(self, flow: http.HTTPFlow, decision: pipeline.Decision):
+        """One console line per intervention, for the person watching the proxy."""
+        line = feedback.console_line(flow.request.pretty_host, decision)
+        if line:
+            log.info(line)
 
     def _refuse(self, flow: http.HTTPFlow, records: list[dict], refusal: pipeline.RequestRefused):
         """Answer the request with the refusal; its records are kept for later when the log
@@ -535,6 +565,9 @@ class Veil:
             flow.response.headers["Connection"] = "close"
         flow.comment = f"Veil blocked this upload: {refusal.reason}"
         flow.marked = _MARKERS["blocked"]
+        log.warning(feedback.blocked_line(flow.request.pretty_host, refusal.reason))
+        if ctx.options.veil_notify:
+            feedback.notify_blocked(flow.request.pretty_host, refusal.reason)
 
     def _record(self, records: list[dict]) -> bool:
         """Write a request's records (after any kept from a failing spell), all or none;
@@ -627,6 +660,7 @@ def _facts(flow: http.HTTPFlow, match: Match) -> RequestFacts:
         rule=match.rule_name,
         method=request.method,
         url=public_url(request.scheme, request.pretty_host, request.port, request.path),
+        request_id=flow.id,
     )
 
 
