@@ -99,7 +99,7 @@ _ALLOWED_TAGS: dict[str, set[str]] = {
         "ChromaSamplePosition", "InitialDelaySamples", "Rotation", "AuxiliaryImageType", "HandlerDescription",
         "Unknown_imir", "Mirroring",  # the container's rotation/mirror: display, not identity
     },
-    "Meta": {"PrimaryItemReference"},
+    "Meta": {"PrimaryItemReference", "MetaImageSize"},  # MetaImageSize: the size a grid of tiles makes
     "JFIF": {"JFIFVersion", "ResolutionUnit", "XResolution", "YResolution"},
     "Adobe": {"DCTEncodeVersion", "APP14Flags0", "APP14Flags1", "ColorTransform"},
     "IFD0": {"Orientation"},
