@@ -69,7 +69,9 @@ def _heif_module():
     return pillow_heif
 
 
-def _metadata_categories(container: isobmff.Container, exif_block: bytes | None) -> set[str]:
+def _metadata_categories(container: isobmff.Container, exif_block: bytes | None, alpha: frozenset[int] = frozenset()) -> set[str]:
+    """What the items beside the picture held; `alpha` names auxiliary images that are the
+    picture's own alpha plane (part of it, not something removed)."""
     found = set()
     for item_id, item_type in container.items.items():
         if item_type == b"Exif":
@@ -79,10 +81,10 @@ def _metadata_categories(container: isobmff.Container, exif_block: bytes | None)
             found.add("xmp" if b"xml" in content_type else "private-chunks")
         elif item_type not in isobmff.IMAGE_ITEM_TYPES:
             found.add("private-chunks")
-    for kind, _, _ in container.refs:
+    for kind, source, _ in container.refs:
         if kind == b"thmb":
             found.add("thumbnail")
-        elif kind == b"auxl":
+        elif kind == b"auxl" and source not in alpha:
             found.add("auxiliary-images")
     tiles = {t for kind, _, targets in container.refs if kind == b"dimg" for t in targets}
     referenced = {source for kind, source, _ in container.refs if kind in (b"thmb", b"auxl")}
@@ -114,7 +116,8 @@ class _IsoImage(ImageFormat):
         container = self._gate(data)
         try:
             meta = heif_items.read(data)
-            found = _metadata_categories(container, _exif_block(data, meta))
+            alpha = frozenset(i for i in meta.items if heif_items.is_alpha(meta, i))
+            found = _metadata_categories(container, _exif_block(data, meta), alpha)
             plan = heif_lossless.plan(data, meta, keep_icc, found)
         except heif_items.NotRewritable:
             return self._reencode(data, keep_icc, container)

@@ -8,6 +8,7 @@ media bytes no item points at only when they are zeros (Veil's length filler, or
 an encoder left). Everything else is listed.
 """
 
+from ..errors import MalformedImage
 from . import heif_items, icc
 from .heif_items import DISPLAY_PROPERTIES, PICTURE_ITEM_TYPES, PICTURE_REFERENCES, Meta
 
@@ -22,6 +23,8 @@ def findings(data: bytes) -> list[str]:
         meta = heif_items.read(data)
     except heif_items.NotRewritable as reason:
         return [f"a structure Veil does not write ({reason})"]
+    except MalformedImage as error:  # bytes after the last box, tables pointing outside
+        return [f"an unreadable structure ({error.reason})"]
     return [
         *_box_findings(meta),
         *_item_findings(meta),
