@@ -251,9 +251,7 @@ def classify(entries: list[tuple[str, str, object]], tiff: bool = False) -> tupl
     forbidden, warnings = [], []
     for group, tag, value in entries:
         if tiff and _PAGE_IFD.match(group) and (tag in _ALLOWED_TAGS["TIFF-IFD"] or tag == "Orientation"):
-            if tag == "Orientation" and str(value) not in ("Horizontal (normal)", "1"):
-                forbidden.append(f"{group}:{tag}")
-            continue
+            continue  # Orientation: display, not identity, as in a JPEG's IFD0 (a TIFF cleaned in place keeps it)
         name = f"{group}:{tag}"
         if group == "ExifTool" and tag in ("Warning", "Error"):
             text = str(value)

@@ -1,12 +1,13 @@
-"""Formats Veil cleaned by re-encoding until HEIF/AVIF learnt a lossless strip (TIFF,
-BMP, PNM still are; HEIC/HEIF and AVIF are now rewritten without touching the coded
-image, see test_format_heif_lossless.py), on fixtures built by tests/fixtures.py,
-judged by exiftool.
+"""Formats Veil cleaned by re-encoding until they learnt a lossless strip (BMP and PNM
+still are; HEIC/HEIF and AVIF are now rewritten without touching the coded image, see
+test_format_heif_lossless.py, and TIFF is cleaned in place), on fixtures built by
+tests/fixtures.py, judged by exiftool.
 
-What must hold: the output is clean, says `reencoded: true` (HEIF/AVIF: false), shows
-the same picture upright with identical pixels, declares no rotation of its own when it
-was re-encoded (it is in the pixels; HEIF/AVIF keep their container's irot/imir), keeps
-the ICC profile unless asked to drop it, and a second pass has nothing left to remove.
+What must hold: the output is clean, says `reencoded: true` (HEIF/AVIF/TIFF: false),
+shows the same picture upright with identical pixels, declares no rotation of its own
+when it was re-encoded (it is in the pixels; the lossless ones keep the input's: irot/imir,
+the TIFF Orientation tag), keeps the ICC profile unless asked to drop it, and a second
+pass has nothing left to remove.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from veil.clean.options import FaceMode, SanitiseOptions
 
 OFF = SanitiseOptions(faces=FaceMode.OFF)
 NAMES = list(REENCODED_DIRTY)
-LOSSLESS = {"heif_dirty", "avif_dirty"}  # the container is rewritten, the coded image copied
+# The container is rewritten (HEIF/AVIF) or cleaned in place (TIFF); the coded image is not touched.
+LOSSLESS = {"heif_dirty", "avif_dirty", "tiff_dirty", "tiff_multipage"}
 EXPECTED = {
     "tiff_dirty": ("tiff", {"camera", "exif", "iptc", "owner", "xmp", "private-chunks"}, 6),
     "tiff_multipage": ("tiff", {"owner", "exif"}, 1),
