@@ -75,6 +75,7 @@ _ALLOWED_TAGS: dict[str, set[str]] = {
         "BitsPerSample",
         "ColorComponents",
         "YCbCrSubSampling",
+        "PageCount",  # a multi-page TIFF's pages, counted: structure, like GIF:FrameCount
         # BMP and PNM headers
         "BMPVersion", "BitDepth", "Compression", "ImageLength", "NumColors", "NumImportantColors",
         "PixelsPerMeterX", "PixelsPerMeterY", "Planes", "MaxVal",

@@ -266,6 +266,30 @@ def test_findings_flag_an_auxiliary_image_that_is_not_alpha(inputs, stripped):
     assert any("besides the picture" in finding for finding in Heif().findings(written))
 
 
+def _with_user_description(data: bytes, essential: bool) -> bytes:
+    """The input with a 'udes' (user description) property naming the owner on its primary."""
+    meta = heif_items.read(data)
+    udes = heif_lossless._full_box(b"udes", 0, 0, b"en\x00" + fixtures.SECRET_NAME.encode() + b"\x00\x00\x00")
+    meta.properties.append(udes)
+    meta.associations[meta.primary].append((len(meta.properties), essential))
+    items = list(meta.items)
+    plan = heif_lossless.Plan((b"heic", bytes(4), (b"mif1", b"heic")), meta, items, meta.properties, {i: meta.associations.get(i, []) for i in items}, frozenset())
+    return heif_lossless.write(data, plan)
+
+
+def test_a_descriptive_property_is_dropped(inputs):
+    dirty = _with_user_description(inputs["heic_everything"], essential=False)
+    assert fixtures.SECRET_NAME.encode() in dirty and any("udes" in f for f in Heif().findings(dirty))
+    result = sanitise(dirty, KEEP_LENGTH)
+    assert not result.report.reencoded and "private-chunks" in result.report.metadata_removed
+    assert fixtures.SECRET_NAME.encode() not in result.data and np.array_equal(decoded(result.data), decoded(dirty))
+
+
+def test_an_essential_property_veil_does_not_know_means_a_re_encode(inputs):
+    result = sanitise(_with_user_description(inputs["heic_everything"], essential=True), OFF)
+    assert result.report.reencoded and fixtures.SECRET_NAME.encode() not in result.data
+
+
 def test_findings_flag_a_profile_with_text(inputs):
     assert any("colour property" in finding for finding in Heif().findings(inputs["heic_everything"]))
 

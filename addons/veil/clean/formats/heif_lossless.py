@@ -85,12 +85,12 @@ def plan(data: bytes, meta: Meta, keep_icc: bool, removed: set[str]) -> Plan:
             if index not in new_index:
                 kept, categories = clean_property(meta.properties[index - 1], keep_icc)
                 removed |= categories
-                if kept is None and essential:
-                    raise NotRewritable(f"HEIF item {item_id} needs a {meta.property_kind(index)!r} property Veil does not keep")
                 new_index[index] = None if kept is None else len(properties) + 1
                 properties += [kept] if kept is not None else []
             if new_index[index] is not None:
                 associations[item_id].append((new_index[index], essential))
+            elif essential and meta.property_kind(index) != b"colr":  # colours may go: decoding does not need them
+                raise NotRewritable(f"HEIF item {item_id} needs a {meta.property_kind(index)!r} property Veil does not keep")
     return Plan(_brands(data, meta), meta, items, properties, associations, frozenset(removed))
 
 
