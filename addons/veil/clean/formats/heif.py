@@ -122,7 +122,7 @@ class _IsoImage(ImageFormat):
         except heif_items.NotRewritable:
             return self._reencode(data, keep_icc, container)
         output = heif_lossless.write(data, plan)
-        if len(output) > len(data) and not heif_verify.findings(data):
+        if len(output) > len(data) and not plan.removed and not heif_verify.findings(data):
             output = data  # already clean, and the rewrite's tables came out a few bytes longer
         return Stripped(output, plan.removed, self._declared_orientation(output))
 
