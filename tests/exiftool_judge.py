@@ -75,6 +75,7 @@ _ALLOWED_TAGS: dict[str, set[str]] = {
         "BitsPerSample",
         "ColorComponents",
         "YCbCrSubSampling",
+        "PageCount",  # a multi-page TIFF's pages, counted: structure, like GIF:FrameCount
         # BMP and PNM headers
         "BMPVersion", "BitDepth", "Compression", "ImageLength", "NumColors", "NumImportantColors",
         "PixelsPerMeterX", "PixelsPerMeterY", "Planes", "MaxVal",
@@ -99,7 +100,7 @@ _ALLOWED_TAGS: dict[str, set[str]] = {
         "ChromaSamplePosition", "InitialDelaySamples", "Rotation", "AuxiliaryImageType", "HandlerDescription",
         "Unknown_imir", "Mirroring",  # the container's rotation/mirror: display, not identity
     },
-    "Meta": {"PrimaryItemReference"},
+    "Meta": {"PrimaryItemReference", "MetaImageSize"},  # MetaImageSize: the size a grid of tiles makes
     "JFIF": {"JFIFVersion", "ResolutionUnit", "XResolution", "YResolution"},
     "Adobe": {"DCTEncodeVersion", "APP14Flags0", "APP14Flags1", "ColorTransform"},
     "IFD0": {"Orientation"},
@@ -251,9 +252,7 @@ def classify(entries: list[tuple[str, str, object]], tiff: bool = False) -> tupl
     forbidden, warnings = [], []
     for group, tag, value in entries:
         if tiff and _PAGE_IFD.match(group) and (tag in _ALLOWED_TAGS["TIFF-IFD"] or tag == "Orientation"):
-            if tag == "Orientation" and str(value) not in ("Horizontal (normal)", "1"):
-                forbidden.append(f"{group}:{tag}")
-            continue
+            continue  # Orientation: display, not identity, as in a JPEG's IFD0 (a TIFF cleaned in place keeps it)
         name = f"{group}:{tag}"
         if group == "ExifTool" and tag in ("Warning", "Error"):
             text = str(value)

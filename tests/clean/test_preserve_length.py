@@ -180,11 +180,41 @@ def test_webp_verifier_rejects_other_fillers(chunk):
 # ---- other formats and impossible lengths -------------------------------------------------
 
 
-def test_gif_is_refused_with_a_reason_when_the_length_must_be_kept():
-    gif = encode(gradient((40, 30)).convert("P"), "GIF", comment=b"Jane Doe was here")
+def dirty_gif() -> bytes:
+    return encode(gradient((40, 30)).convert("P"), "GIF", comment=b"Jane Doe was here")
+
+
+def test_gif_strip_keeps_the_exact_length_and_the_pixels():
+    original = dirty_gif()
+    result = sanitise(original, STRIP_ONLY)
+    assert len(result.data) == len(original) and result.report.padding > 0 and not result.report.reencoded
+    assert pixels(result.data) == pixels(original) and b"Jane" not in result.data
+
+
+@pytest.mark.parametrize("gap", [3, 5, 6, 100, 258, 259, 260, 1000])
+def test_gif_filler_is_a_comment_of_zeros_before_the_trailer(gap):
+    bare = Gif().strip(dirty_gif(), True).data
+    padded = Gif().pad_to(bare, len(bare) + gap)
+    assert len(padded) == len(bare) + gap and padded.endswith(b";") and padded[:-1].endswith(b"\x00")
+    assert Gif().findings(padded) == []
+    assert pixels(padded) == pixels(bare)
+    verify_structure(Gif(), padded)
+
+
+@pytest.mark.parametrize("gap", [1, 2, 4])
+def test_gif_gap_too_small_for_a_comment_is_refused_readably(gap):
+    bare = Gif().strip(dirty_gif(), True).data
     with pytest.raises(LengthNotPreserved, match="GIF"):
-        sanitise(gif, STRIP_ONLY)
+        Gif().pad_to(bare, len(bare) + gap)
     assert Gif().pad_to(b"GIF89a", 6) == b"GIF89a"  # nothing to add: accepted as it is
+
+
+def test_gif_verifier_rejects_a_comment_that_is_not_all_zeros():
+    bare = Gif().strip(dirty_gif(), True).data
+    dirty = bare[:-1] + b"\x21\xfe\x03\x00\x00J\x00;"
+    assert Gif().findings(dirty)
+    with pytest.raises(VerificationFailed):
+        verify_structure(Gif(), dirty)
 
 
 def test_output_longer_than_the_original_is_refused():
@@ -229,8 +259,8 @@ def test_a_re_encode_that_cannot_fit_is_a_readable_error():
 
 
 def test_re_encoded_formats_are_refused_with_a_reason_unless_the_length_already_matches():
-    with pytest.raises(LengthNotPreserved, match="TIFF"):
-        sanitise(encode(gradient((40, 30)), "TIFF", description="Jane Doe"), STRIP_ONLY)
+    tiff = encode(gradient((40, 30)), "TIFF", description="Jane Doe")  # cleaned in place now: same length
+    assert len(sanitise(tiff, STRIP_ONLY).data) == len(tiff)
     bmp = encode(gradient((40, 30)), "BMP")
     assert len(sanitise(bmp, STRIP_ONLY).data) == len(bmp)  # rewritten to the same size: nothing to pad
     with pytest.raises(LengthNotPreserved, match="not supported for BMP images"):

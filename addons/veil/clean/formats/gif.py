@@ -5,6 +5,11 @@ image (descriptor, local colour table, LZW data), graphic control extensions (ti
 transparency, disposal) and the loop count of the NETSCAPE2.0 / ANIMEXTS1.0 application
 extension. Dropped: comments, plain-text extensions, every other application extension
 (XMP, ICC, vendor data) and everything after the trailer. Pixels cannot change.
+
+Length filler (preserve_length): comment extensions holding only zero bytes, before the
+trailer, the GIF counterpart of JPEG's zero COM segment; the verifier accepts exactly
+that. A comment extension is at least 3 bytes (an empty one) and then grows from 5 (one
+sub-block of one byte), so gaps of 1, 2 and 4 bytes cannot be filled.
 """
 
 import io
@@ -13,8 +18,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..errors import MalformedImage
-from .base import Header, ImageFormat, Stripped
+from ..errors import LengthNotPreserved, MalformedImage
+from .base import Header, ImageFormat, Stripped, check_gap
 
 _EXTENSION, _IMAGE, _TRAILER = 0x21, 0x2C, 0x3B
 _GRAPHIC_CONTROL, _COMMENT, _PLAIN_TEXT, _APPLICATION = 0xF9, 0xFE, 0x01, 0xFF
@@ -124,6 +129,29 @@ def _is_plain_gce(block: Block) -> bool:
     return block.kind == "gce" and len(block.sub_blocks) == 1 and len(block.sub_blocks[0]) == 4
 
 
+def _is_zero_comment(block: Block) -> bool:
+    """Veil's length filler: a comment extension of zero bytes and nothing else."""
+    return block.kind == "comment" and not any(any(sub) for sub in block.sub_blocks)
+
+
+def filler(gap: int) -> bytes:
+    """Exactly `gap` bytes of comment extension holding only zeros (sub-blocks of at most
+    255 bytes, each after its length byte). A gap of 1, 2 or 4 cannot hold one."""
+    if gap in (1, 2, 4):
+        raise LengthNotPreserved(f"a gap of {gap} byte(s) is too small for the GIF filler (a comment extension of zeros)")
+    if gap == 0:
+        return b""
+    data_bytes = gap - 3  # introducer, label and terminator around the sub-blocks
+    lengths = []
+    while data_bytes:
+        take = min(data_bytes, 256)
+        if data_bytes - take == 1:  # one byte cannot be a sub-block of its own: share it
+            take -= 1
+        lengths.append(take - 1)
+        data_bytes -= take
+    return bytes([_EXTENSION, _COMMENT]) + b"".join(bytes([n]) + bytes(n) for n in lengths) + b"\x00"
+
+
 _CATEGORY = {"comment": "comment", "plain-text": "comment", "extension": "private-chunks"}
 
 
@@ -188,11 +216,21 @@ class Gif(ImageFormat):
             last_end = block.end
             if block.kind in ("screen", "image", "trailer") or _is_plain_gce(block) or _is_loop_extension(data, block):
                 continue
+            if _is_zero_comment(block):
+                continue
             name = block.app_id.decode("latin-1") if block.kind == "application" else block.kind
             found.append(f"{name} extension ({block.end - block.start} bytes) at byte {block.start}")
         if last_end != len(data):
             found.append(f"{len(data) - last_end} bytes after the trailer")
         return found
+
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """The filler goes just before the trailer, after the last image."""
+        gap = check_gap(self.name, data, length)
+        if not gap:
+            return data
+        trailer = next(block for block in iter_blocks(data) if block.kind == "trailer")
+        return data[: trailer.start] + filler(gap) + data[trailer.start :]
 
     def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
         return self.encode_frames([pixels], source, icc, [0], 0)

@@ -2,11 +2,18 @@
 own plugin/libavif).
 
 These ISOBMFF containers keep EXIF, XMP, thumbnails, depth maps and HDR gain maps as
-items beside the picture; cutting them out losslessly means rewriting the meta box and
-its offsets, so Veil re-encodes instead: the primary image only, decoded upright (the
-container's irot/imir rotation and mirror are applied by the decoder; an EXIF
-Orientation is *not* applied on top of it for HEIF), written back with no metadata item
-at all, ICC profile kept unless dropped. Reported as `reencoded: true`.
+items beside the picture. Stripping is lossless (heif_lossless.py): the item tables are
+written anew with only the primary image, its grid tiles and its alpha plane, and their
+coded bytes are copied unchanged, so the output decodes to the same pixels and can be
+padded to the original length (zeros at the end of mdat). The container's irot/imir
+rotation and mirror stay: they are how HEIF says "turn this" (libheif applies them; an
+EXIF Orientation is not applied on top, so none is kept).
+
+A file whose tables use something the rewrite does not handle (external data, protected
+items, a picture derived in ways other than a grid) is re-encoded instead: the primary
+image only, decoded upright, written with no metadata item at all, ICC profile kept
+unless dropped, reported as `reencoded: true`. Masking faces re-encodes too, at lower
+qualities when the output must fit the original length.
 
 Before any byte reaches libheif or libavif, isobmff.parse checks the box structure and
 refuses files that are inconsistent (libheif's crash and fuzz cases fail there).
@@ -17,7 +24,7 @@ import io
 from PIL import Image, ImageOps
 
 from ..errors import MalformedImage, UnsupportedFormat
-from . import exif, isobmff
+from . import exif, heif_items, heif_lossless, heif_verify, isobmff
 from .base import Header, ImageFormat, Stripped, icc_profile
 
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2"}
@@ -33,6 +40,9 @@ except ImportError:  # pragma: no cover
 # source in ~1.5x its size: a second generation that cannot be told from the first.
 HEIF_QUALITY = 70
 AVIF_QUALITY = 85
+# Tried in turn after the first when a masked re-encode must fit the original length.
+HEIF_FALLBACK_QUALITIES = (60, 50, 40, 30, 20)
+AVIF_FALLBACK_QUALITIES = (75, 65, 55, 45, 35, 25)
 
 
 def _major(head: bytes) -> bytes:
@@ -59,7 +69,9 @@ def _heif_module():
     return pillow_heif
 
 
-def _metadata_categories(container: isobmff.Container, exif_block: bytes | None) -> set[str]:
+def _metadata_categories(container: isobmff.Container, exif_block: bytes | None, alpha: frozenset[int] = frozenset()) -> set[str]:
+    """What the items beside the picture held; `alpha` names auxiliary images that are the
+    picture's own alpha plane (part of it, not something removed)."""
     found = set()
     for item_id, item_type in container.items.items():
         if item_type == b"Exif":
@@ -69,10 +81,10 @@ def _metadata_categories(container: isobmff.Container, exif_block: bytes | None)
             found.add("xmp" if b"xml" in content_type else "private-chunks")
         elif item_type not in isobmff.IMAGE_ITEM_TYPES:
             found.add("private-chunks")
-    for kind, _, _ in container.refs:
+    for kind, source, _ in container.refs:
         if kind == b"thmb":
             found.add("thumbnail")
-        elif kind == b"auxl":
+        elif kind == b"auxl" and source not in alpha:
             found.add("auxiliary-images")
     tiles = {t for kind, _, targets in container.refs if kind == b"dimg" for t in targets}
     referenced = {source for kind, source, _ in container.refs if kind in (b"thmb", b"auxl")}
@@ -82,14 +94,43 @@ def _metadata_categories(container: isobmff.Container, exif_block: bytes | None)
     return found
 
 
+def _exif_block(data: bytes, meta: heif_items.Meta) -> bytes | None:
+    """The TIFF data of the first Exif item (HEIF puts a 4-byte offset to it first)."""
+    item_id = next((i for i, item in meta.items.items() if item.type == b"Exif"), None)
+    if item_id is None:
+        return None
+    payload = meta.item_bytes(data, item_id)
+    skip = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else 0
+    return payload[4 + skip :] if 4 + skip < len(payload) else payload[4:]
+
+
 class _IsoImage(ImageFormat):
-    """Shared by HEIF and AVIF: gate, header, re-encode."""
+    """Shared by HEIF and AVIF: gate, lossless strip (or re-encode), padding, verification."""
+
+    fallback_qualities: tuple[int, ...] = ()
 
     def _gate(self, data: bytes) -> isobmff.Container:
         return isobmff.parse(data)
 
     def strip(self, data: bytes, keep_icc: bool) -> Stripped:
         container = self._gate(data)
+        try:
+            meta = heif_items.read(data)
+            alpha = frozenset(i for i in meta.items if heif_items.is_alpha(meta, i))
+            found = _metadata_categories(container, _exif_block(data, meta), alpha)
+            plan = heif_lossless.plan(data, meta, keep_icc, found)
+        except heif_items.NotRewritable:
+            return self._reencode(data, keep_icc, container)
+        output = heif_lossless.write(data, plan)
+        if len(output) > len(data) and not plan.removed and not heif_verify.findings(data):
+            output = data  # already clean, and the rewrite's tables came out a few bytes longer
+        return Stripped(output, plan.removed, self._declared_orientation(output))
+
+    def _declared_orientation(self, output: bytes) -> int:
+        """The orientation a lossless output declares, as Veil's readers see it."""
+        return 1
+
+    def _reencode(self, data: bytes, keep_icc: bool, container: isobmff.Container) -> Stripped:
         upright, orientation, exif_block = self._decode(data)
         removed = _metadata_categories(container, exif_block)
         icc = upright.info.get("icc_profile")
@@ -101,12 +142,21 @@ class _IsoImage(ImageFormat):
         return Stripped(encoded, frozenset(removed), orientation, reencoded=True, pixels=clean)
 
     def findings(self, data: bytes) -> list[str]:
-        return isobmff.metadata_findings(data)
+        return heif_verify.findings(data)
+
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        return heif_lossless.pad_to(self.name, data, length)
+
+    def encode_attempts(self, pixels: Image.Image, source: bytes, icc: bytes | None):
+        yield self.encode(pixels, source, icc), None
+        for quality in self.fallback_qualities:
+            yield self.encode(pixels, source, icc, quality), None
 
 
 class Heif(_IsoImage):
     name = "heif"
     mime = "image/heic"
+    fallback_qualities = HEIF_FALLBACK_QUALITIES
 
     @staticmethod
     def accepts(head: bytes) -> bool:
@@ -139,14 +189,14 @@ class Heif(_IsoImage):
         upright.info = {"icc_profile": icc} if icc else {}
         return upright, 1, exif_block
 
-    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
+    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None, quality: int = HEIF_QUALITY) -> bytes:
         pillow_heif = _heif_module()
         if pixels.mode not in ("RGB", "RGBA", "L"):
             pixels = pixels.convert("RGBA" if "A" in pixels.getbands() else "RGB")
         if pixels.mode == "L":
             pixels = pixels.convert("RGB")
         heif = pillow_heif.from_pillow(_bare(pixels))
-        options = {"quality": HEIF_QUALITY, "enc_params": {"preset": "ultrafast"}, "exif": None, "xmp": None}
+        options = {"quality": quality, "enc_params": {"preset": "ultrafast"}, "exif": None, "xmp": None}
         if icc:
             options["icc_profile"] = icc
         buffer = io.BytesIO()
@@ -161,6 +211,7 @@ class Heif(_IsoImage):
 class Avif(_IsoImage):
     name = "avif"
     mime = "image/avif"
+    fallback_qualities = AVIF_FALLBACK_QUALITIES
 
     @staticmethod
     def accepts(head: bytes) -> bool:
@@ -180,6 +231,13 @@ class Avif(_IsoImage):
             raise UnsupportedFormat("animated AVIF is not supported yet")
         return Header(width, height, 1)
 
+    def _declared_orientation(self, output: bytes) -> int:
+        """Pillow reports the container's irot/imir as an EXIF Orientation (the pixels are
+        stored unturned): the core turns them once for face detection, as for JPEG."""
+        with Image.open(io.BytesIO(output), formats=["AVIF"]) as image:
+            orientation = image.getexif().get(exif.ORIENTATION_TAG, 1)
+        return orientation if orientation in range(1, 9) else 1
+
     def _decode(self, data: bytes) -> tuple[Image.Image, int, bytes | None]:
         try:
             image = Image.open(io.BytesIO(data), formats=["AVIF"])
@@ -196,10 +254,10 @@ class Avif(_IsoImage):
         upright.info = {"icc_profile": icc} if icc else {}
         return upright, orientation, exif_block
 
-    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
+    def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None, quality: int = AVIF_QUALITY) -> bytes:
         if pixels.mode not in ("RGB", "RGBA"):
             pixels = pixels.convert("RGBA" if "A" in pixels.getbands() else "RGB")
-        options = {"quality": AVIF_QUALITY, "speed": 8, "exif": b"", "xmp": b""}
+        options = {"quality": quality, "speed": 8, "exif": b"", "xmp": b""}
         if icc:
             options["icc_profile"] = icc
         buffer = io.BytesIO()

@@ -1,9 +1,8 @@
 """A small, defensive ISOBMFF (HEIF/AVIF container) reader.
 
-Used twice: as a gate before any bytes reach libheif or libavif (a file whose box
-structure is inconsistent, or that uses box versions libheif's fuzzers crashed on, is
-refused here), and by the verifier, which lists the items and references of a cleaned
-file without trusting the code that wrote it.
+Used as a gate before any bytes reach libheif or libavif (a file whose box structure is
+inconsistent, or that uses box versions libheif's fuzzers crashed on, is refused here);
+heif_items reads the item tables on top of it, for the lossless strip and the verifier.
 """
 
 import struct
@@ -163,30 +162,3 @@ def _parse_iref(data: bytes, box: Box, container: Container) -> None:
 
 
 IMAGE_ITEM_TYPES = {b"hvc1", b"av01", b"grid", b"iden", b"iovl"}
-
-
-def metadata_findings(data: bytes) -> list[str]:
-    """The verifier's view of a cleaned HEIF/AVIF: only image items, no metadata items,
-    no thumbnails or auxiliary images (an alpha plane for the primary image excepted),
-    no top-level box but ftyp, meta and mdat."""
-    container = parse(data)
-    found = []
-    for box in container.top:
-        if box.kind not in (b"ftyp", b"meta", b"mdat"):
-            found.append(f"top-level box {box.kind.decode(errors='replace')!r} ({box.end - box.start} bytes)")
-    for item_id, item_type in container.items.items():
-        if item_type not in IMAGE_ITEM_TYPES:
-            found.append(f"item {item_id} of type {item_type.decode(errors='replace')!r}")
-    aux = [r for r in container.refs if r[0] == b"auxl"]
-    for kind, source, targets in container.refs:
-        if kind in (b"thmb", b"cdsc", b"prem", b"base", b"exbl"):
-            found.append(f"{kind.decode()} reference from item {source}")
-    if len(aux) > 1 or any(targets != (container.primary,) for _, _, targets in aux):
-        found.append(f"{len(aux)} auxiliary image(s) (depth maps, gain maps…)")
-    images = [i for i, t in container.items.items() if t in IMAGE_ITEM_TYPES]
-    tiles = {t for kind, _, targets in container.refs if kind == b"dimg" for t in targets}
-    aux_items = {source for _, source, _ in aux}
-    extra = [i for i in images if i != container.primary and i not in tiles and i not in aux_items]
-    if extra:
-        found.append(f"{len(extra)} image item(s) besides the primary image")
-    return found

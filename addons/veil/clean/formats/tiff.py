@@ -1,13 +1,18 @@
-"""TIFF (single and multi-page): re-encoded with Pillow, every page, losslessly.
+"""TIFF (single and multi-page): cleaned in place, or re-encoded with Pillow, losslessly.
 
-A TIFF's metadata lives in the same IFDs as its pixel layout, with offsets everywhere;
-rewriting IFDs in place is possible but intricate, so Veil decodes every page and
-writes it again with only the tags needed to decode it (size, samples, compression,
-strips, photometric, colour map, extra samples, ICC profile unless dropped) and a
-lossless compression (Group 4 for bilevel pages, Deflate otherwise). The Orientation
-tag is applied to the pixels and not written. EXIF and GPS IFDs, XMP, IPTC, Photoshop,
-maker notes, SubIFDs (previews) and every private tag are gone. Reported as
-`reencoded: true`: the pixels are identical, the file layout is not.
+A TIFF's metadata lives in the same IFDs as its pixel layout, with offsets everywhere.
+Veil cleans it in place (tiff_inplace.py): each directory keeps only the tags needed to
+decode it (size, samples, compression, strips, photometric, colour map, extra samples,
+orientation, ICC profile with neutral text unless dropped), and every byte nothing kept
+points at is zeroed: EXIF and GPS IFDs, XMP, IPTC, Photoshop, maker notes, SubIFDs
+(previews) and every private tag are gone, the pixel data and the length are unchanged
+(so a declared length holds; zeros appended when a masked page came out shorter).
+
+A TIFF whose data cannot be found from those tags alone (old-style JPEG, strips without
+byte counts) is re-encoded instead: every page decoded and written again with the same
+tags and a lossless compression (Group 4 for bilevel pages, Deflate otherwise), the
+Orientation applied to the pixels. Reported as `reencoded: true`: identical pixels, a
+new file layout.
 """
 
 import io
@@ -16,8 +21,8 @@ import struct
 from PIL import Image, ImageOps, ImageSequence
 
 from ..errors import MalformedImage
-from . import exif
-from .base import Header, ImageFormat, Stripped, icc_profile
+from . import exif, tiff_inplace
+from .base import Header, ImageFormat, Stripped, check_gap, icc_profile
 
 MAX_PAGES = 1_000
 # Tags a decoder needs; everything else is metadata. Pillow/libtiff write a subset.
@@ -122,6 +127,13 @@ class Tiff(ImageFormat):
                 if tag not in DECODE_TAGS:
                     removed.add(_CATEGORY_TAGS.get(tag, "private-chunks"))
         orientation = _orientation(data, ifds[0][1])
+        try:
+            cleaned, icc_dropped = tiff_inplace.strip(data, _order(data), ifds, DECODE_TAGS, keep_icc)
+        except tiff_inplace.NotInPlace:
+            return self._reencode(data, keep_icc, removed, orientation, len(ifds))
+        return Stripped(cleaned, frozenset(removed | ({"icc"} if icc_dropped else set())), orientation)
+
+    def _reencode(self, data: bytes, keep_icc: bool, removed: set[str], orientation: int, page_count: int) -> Stripped:
         pages, icc_seen, icc_unreadable = [], False, False
         try:
             with Image.open(io.BytesIO(data), formats=["TIFF"]) as image:
@@ -137,22 +149,33 @@ class Tiff(ImageFormat):
                     pages.append(bare)
         except Exception as error:
             raise MalformedImage(f"the TIFF image data cannot be decoded: {str(error)[:120]}") from error
-        if len(pages) != len(ifds):
-            raise MalformedImage(f"TIFF declares {len(ifds)} pages but {len(pages)} could be read")
+        if len(pages) != page_count:
+            raise MalformedImage(f"TIFF declares {page_count} pages but {len(pages)} could be read")
         if icc_seen and (not keep_icc or icc_unreadable):
             removed.add("icc")
         encoded = self._write(pages)
         return Stripped(encoded, frozenset(removed), orientation, reencoded=True, pixels=pages[0] if len(pages) == 1 else None)
 
     def findings(self, data: bytes) -> list[str]:
+        """Tags beyond what decoding needs, and bytes no directory points at that are not
+        zero (the orientation is checked against the expected one by the verifier)."""
         found = []
-        for page, (offset, entries) in enumerate(iter_ifds(data)):
+        ifds = iter_ifds(data)
+        for page, (offset, entries) in enumerate(ifds):
             for tag in sorted(entries):
                 if tag not in DECODE_TAGS:
                     found.append(f"page {page + 1}: tag {tag} ({_CATEGORY_TAGS.get(tag, 'private')})")
-            if _orientation(data, entries) != 1:
-                found.append(f"page {page + 1}: an Orientation other than 1 after re-encoding")
+        try:
+            hidden = tiff_inplace.uncovered_bytes(data, tiff_inplace.covered(data, _order(data), ifds))
+        except tiff_inplace.NotInPlace as reason:
+            return [*found, f"page data Veil cannot locate ({reason})"]
+        if hidden:
+            found.append(f"{hidden:,} bytes that no directory points at are not zero")
         return found
+
+    def pad_to(self, data: bytes, length: int) -> bytes:
+        """Zeros appended: no directory points at them, so no reader sees them."""
+        return data + bytes(check_gap(self.name, data, length))
 
     def encode(self, pixels: Image.Image, source: bytes, icc: bytes | None) -> bytes:
         page = pixels.copy()
