@@ -33,6 +33,14 @@ class Proxy:
     log_file: Path
 
     def audit_records(self) -> list[dict]:
+        """The records of what Veil did with each request (the image events), without the
+        `upstream` records that follow a forwarded request to its outcome (outcome_records)."""
+        return [record for record in self.all_records() if record.get("event") != "upstream"]
+
+    def outcome_records(self) -> list[dict]:
+        return [record for record in self.all_records() if record.get("event") == "upstream"]
+
+    def all_records(self) -> list[dict]:
         if not self.audit_log.exists():
             return []
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]

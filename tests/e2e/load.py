@@ -633,15 +633,21 @@ def check_clean(arrivals: dict[int, Arrival], results: dict[int, ImageVerdict], 
 def check_audit(audit_log: Path, uploads: list[Upload], arrivals: dict[int, Arrival]) -> list[Check]:
     from veil.audit import files, verify
 
-    records = [json.loads(line) for line in audit_log.read_text().splitlines() if line] if audit_log.exists() else []
+    every = [json.loads(line) for line in audit_log.read_text().splitlines() if line] if audit_log.exists() else []
+    records = [r for r in every if r.get("event") != "upstream"]
+    outcomes = [r for r in every if r.get("event") == "upstream"]
     n = len(uploads)
     events = _counts(r.get("event") for r in records)
     checks = [Check(f"exactly {n} audit records, all \"sanitised\"",
                     len(records) == n and all(r.get("event") == "sanitised" for r in records),
                     f"{len(records)} records ({events})")]  # fmt: skip
+    delivered = {r.get("request_id") for r in outcomes if r.get("delivered")}
+    checks.append(Check(f"each of the {n} uploads followed to its outcome: delivered",
+                        len(outcomes) == n and delivered == {r.get("request_id") for r in records},
+                        f"{len(outcomes)} outcome records, {len(delivered)} delivered"))  # fmt: skip
     paths = files.chain_files([audit_log]) if audit_log.exists() else []
     verdict = verify.verify(paths) if paths else None
-    intact = bool(verdict and verdict.intact and verdict.records == n)
+    intact = bool(verdict and verdict.intact and verdict.records == len(every))
     checks.append(Check("the audit hash chain verifies", intact,
                         f"{verdict.records} records, " + ("chain intact" if verdict.intact else verdict.problem)
                         if verdict else "no audit log"))  # fmt: skip

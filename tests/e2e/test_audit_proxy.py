@@ -2,8 +2,10 @@
 real `veil audit` command; metrics scraped from the running proxy; a kill -9 and a
 restart; rotation on a live proxy."""
 
+import json
 import os
 import signal
+import time
 import subprocess
 import sys
 import urllib.request
@@ -51,8 +53,70 @@ def test_a_log_written_through_the_proxy_verifies(proxy):
     done = veil_audit("verify", str(proxy.audit_log))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "chain intact" in done.stdout
-    last = proxy.audit_records()[-1]
-    assert len(last["hash"]) == 64 and last["prev_hash"] != last["hash"] and last["seq"] == len(proxy.audit_records())
+    last = proxy.all_records()[-1]
+    assert len(last["hash"]) == 64 and last["prev_hash"] != last["hash"] and last["seq"] == len(proxy.all_records())
+
+
+def test_a_forwarded_upload_is_followed_to_its_outcome(proxy):
+    upload(proxy, small_photo_of_its_own(), "/v1/files")
+    cleaned = proxy.audit_records()[-1]
+    [outcome] = [r for r in proxy.outcome_records() if r["request_id"] == cleaned["request_id"]]
+    assert cleaned["event"] == "sanitised" and cleaned["request_id"]
+    assert outcome["delivered"] is True and outcome["status"] == 200 and outcome["reason"] == "delivered: HTTP 200"
+    assert outcome["url"] == cleaned["url"] and outcome["sha256_after"] is None  # facts of the request, no image
+
+
+def test_a_cleaned_upload_that_never_arrived_is_not_recorded_as_delivered(proxy):
+    """Issue 19: with the service unreachable the log used to say only 'sanitised'."""
+    require_curl()
+    command = ["curl", "-sS", "--max-time", "60", "--proxy", proxy.url, "--cacert", str(proxy.ca_file),
+               "-H", "Content-Type: application/octet-stream", "-H", "X-Test-Fault: reset",
+               "--data-binary", "@-", "https://api.openai.com/v1/files", "-o", "/dev/null", "-w", "%{http_code}"]  # fmt: skip
+    done = subprocess.run(command, input=small_photo_of_its_own(), capture_output=True, timeout=90)
+    assert done.stdout.decode() == "502"  # mitmproxy's answer when the service dropped the connection
+    cleaned = proxy.audit_records()[-1]
+    [outcome] = [r for r in proxy.outcome_records() if r["request_id"] == cleaned["request_id"]]
+    assert cleaned["event"] == "sanitised"
+    assert outcome["delivered"] is False and outcome["status"] is None and outcome["error"]
+    assert outcome["reason"].startswith("not delivered: ")
+    summary = veil_audit("summary", "--json", str(proxy.audit_log))
+    assert json.loads(summary.stdout)["total"]["not_delivered"] >= 1
+
+
+def test_the_console_says_what_veil_did_and_why_it_blocked(proxy):
+    upload(proxy, small_photo_of_its_own(), "/v1/files")
+    broken = face_photo_with_gps()[:2000]  # a JPEG cut short: blocked with a reason
+    require_curl()
+    subprocess.run(["curl", "-sS", "--max-time", "60", "--proxy", proxy.url, "--cacert", str(proxy.ca_file),
+                    "-H", "Content-Type: image/jpeg", "--data-binary", "@-", "https://api.openai.com/v1/files"],
+                   input=broken, capture_output=True, timeout=90)  # fmt: skip
+    output = proxy.output()
+    assert any(line.endswith("→ sent") and "veil: api.openai.com" in line and "removed" in line for line in output.splitlines())
+    assert "veil: api.openai.com blocked: " in output
+
+
+def test_blocks_raise_a_desktop_notification_when_asked(upstream, tmp_path, monkeypatch):
+    """--notify / veil_notify: the platform's notifier (here a stand-in notify-send on PATH)
+    gets the host and the reason, never image bytes."""
+    bin_dir, called = tmp_path / "bin", tmp_path / "notified.txt"
+    bin_dir.mkdir()
+    (bin_dir / "notify-send").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {called}\n')
+    (bin_dir / "notify-send").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    proxy = start_mitmdump(tmp_path, upstream.port, *_default_policy(), "--set", "veil_notify=true")
+    try:
+        require_curl()
+        subprocess.run(["curl", "-sS", "--max-time", "60", "--proxy", proxy.url, "--cacert", str(proxy.ca_file),
+                        "-H", "Content-Type: image/jpeg", "--data-binary", "@-", "https://api.openai.com/v1/files"],
+                       input=face_photo_with_gps()[:2000], capture_output=True, timeout=90)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not called.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop(proxy)
+    lines = called.read_text().splitlines()
+    assert "Veil blocked an upload" in lines and any(line.startswith("api.openai.com: ") for line in lines)
+    assert all(len(line) < 400 for line in lines)
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -123,4 +187,4 @@ def test_rotation_kill_and_restart_keep_one_verifiable_chain(live_proxy, upstrea
     assert done.returncode == 0, done.stdout
     assert f"line {cut_line}: a record cut off mid-write, recorded by line {cut_line + 1}" in done.stdout
     events = [record["event"] for record in read_records(chain_files([tmp_path]))]
-    assert events[-2:] == ["log_repaired", "sanitised"]  # possibly in two files: rotation goes on
+    assert events[-3:] == ["log_repaired", "sanitised", "upstream"]  # possibly in two files: rotation goes on

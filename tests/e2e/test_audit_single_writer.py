@@ -60,7 +60,7 @@ def test_a_second_veil_on_the_same_log_refuses_to_start_and_the_first_keeps_logg
         assert len(first.audit_records()) == 2
     finally:
         stop(first)
-    assert_intact(first.audit_log, 2)
+    assert_intact(first.audit_log, 4)  # two uploads, each followed by its outcome record
 
 
 def test_the_lock_of_a_writer_killed_with_minus_9_is_taken_over(upstream, tmp_path):
@@ -77,4 +77,4 @@ def test_the_lock_of_a_writer_killed_with_minus_9_is_taken_over(upstream, tmp_pa
         assert lock_path(successor.audit_log).read_text().strip() == str(successor.process.pid)
     finally:
         stop(successor)
-    assert_intact(successor.audit_log, 2)
+    assert_intact(successor.audit_log, 4)  # two uploads, each followed by its outcome record

@@ -50,16 +50,11 @@ def image_record(
     assert event in EVENTS, event
     report = report or {}
     facts_before = image_facts or {}
+    common = _common_fields(facts)
     return {
-        "ts": now_rfc3339(),
+        "ts": common.pop("ts"),
         "event": event,
-        "request_id": facts.request_id,
-        "client": facts.client,
-        "user": facts.user,
-        "service": facts.service,
-        "rule": facts.rule,
-        "method": facts.method,
-        "url": facts.url,
+        **common,
         "envelope": envelope,
         "location": location,
         "format": report.get("format", facts_before.get("format")),
@@ -93,9 +88,19 @@ def upstream_record(facts: RequestFacts, status: int | None = None, error: str |
     it never answered. `delivered` is the fact a reader wants: the service took it."""
     delivered = error is None and status is not None and status < 400
     outcome = f"HTTP {status}" if error is None else error
+    # The image fields are there, empty, so every record has the same keys (a SIEM's schema).
+    common = _common_fields(facts)
+    record = {"ts": common.pop("ts"), "event": UPSTREAM, **common} | {
+        "envelope": None, "location": None, "format": None, "actions": [], "metadata_removed": [], "faces": 0,
+        "bytes_before": None, "bytes_after": None, "sha256_before": None, "sha256_after": None, "duration_ms": None,
+        "reason": f"{'delivered' if delivered else 'not delivered'}: {outcome}",
+    }  # fmt: skip
+    return record | {"status": status, "error": error, "delivered": delivered}
+
+
+def _common_fields(facts: RequestFacts) -> dict:
     return {
         "ts": now_rfc3339(),
-        "event": UPSTREAM,
         "request_id": facts.request_id,
         "client": facts.client,
         "user": facts.user,
@@ -103,8 +108,4 @@ def upstream_record(facts: RequestFacts, status: int | None = None, error: str |
         "rule": facts.rule,
         "method": facts.method,
         "url": facts.url,
-        "status": status,
-        "error": error,
-        "delivered": delivered,
-        "reason": f"{'delivered' if delivered else 'not delivered'}: {outcome}",
     }

@@ -120,7 +120,7 @@ def _print_start_banner(args, policy_path: Path, audit_log: Path, ca: Path, advi
         f"  Trust it (`veil trust` shows how), then point clients at the proxy, e.g.:\n"
         f"    export HTTPS_PROXY={proxy}\n{variables}\n"
         f"  or set the system's proxy auto-config URL to {proxy}/proxy.pac\n"
-        f"  README.md explains system-wide trust and proxy settings.",
+        f"  docs/trust-ca.md and docs/proxy-setup.md explain system-wide trust and proxy settings.",
         file=sys.stderr,
         flush=True,
     )
