@@ -184,3 +184,10 @@ def test_websocket_decision_follows_unparsed_bodies():
     assert pipeline.websocket_decision(rule("/strict")) == "block"
     record = pipeline.websocket_record(FACTS)
     assert record["event"] == "passed" and record["envelope"] == "websocket" and "not inspected" in record["reason"]
+
+
+def test_a_blocked_image_record_names_its_format():
+    body, content_type = multipart(gps_jpeg()[:300])
+    verdict = verdict_for("/clean", body, content_type)
+    [record] = pipeline.records(verdict, FACTS)
+    assert record["event"] == "blocked" and record["format"] == "jpeg"

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .. import audit
+from ..clean import formats
 from ..clean.errors import SanitiseError
 from ..clean.report import Result
 from ..policy import Match, Rule
@@ -343,8 +344,17 @@ def _record(outcome: ImageOutcome, envelope: str, facts: audit.RequestFacts) -> 
         report=report,
         reason=outcome.reason,
         duration_ms=outcome.duration_ms,
-        image_facts=None if report else {"bytes": len(image), "sha256": hashlib.sha256(image).hexdigest()},
+        image_facts=None if report else {"bytes": len(image), "sha256": hashlib.sha256(image).hexdigest(), "format": _format_of(image)},
     )
+
+
+def _format_of(image: bytes) -> str | None:
+    """The format a blocked or passed image was, when its first bytes say (issue 19: blocked
+    records said `format: null` even when the format was known)."""
+    try:
+        return formats.sniff(image).name
+    except SanitiseError:
+        return None
 
 
 def refusal_record(facts: audit.RequestFacts, reason: str, envelope: str | None = None) -> dict:
