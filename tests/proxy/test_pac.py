@@ -65,7 +65,11 @@ def test_every_host_of_the_default_policy(evaluate):
     script = pac_script(policy, "veil.corp.example:3128")
     for service in policy.services:
         for pattern in service.hosts:
-            if pattern.is_wildcard:
+            if pattern.is_label_glob:
+                concrete = pattern.text.replace("*", "eu-west-1")
+                assert evaluate(script, concrete) == "PROXY veil.corp.example:3128"
+                assert evaluate(script, concrete + ".evil.net") == "DIRECT"
+            elif pattern.is_wildcard:
                 assert evaluate(script, "upload-7" + pattern.suffix) == "PROXY veil.corp.example:3128"
                 bare = pattern.suffix[1:]
                 expected = "PROXY veil.corp.example:3128" if policy.protects_host(bare) else "DIRECT"
