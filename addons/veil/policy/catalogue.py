@@ -140,6 +140,8 @@ class _CatalogueReader:
     def groups(self) -> dict[str, tuple[str, ...]]:
         groups = {name: tuple(e.name for e in self.entries.values() if e.kind in kinds) for name, kinds in GROUPS_BY_KIND.items()}
         for entry in self.entries.values():
+            if entry.group in GROUPS_BY_KIND:
+                continue  # upload-storage.yaml: its group is its kind's
             groups.setdefault(entry.group, ())
             groups[entry.group] += (entry.name,)
         for name in set(groups) & set(self.entries):

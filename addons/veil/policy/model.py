@@ -204,6 +204,7 @@ class Service:
     name: str  # appears in audit records
     hosts: tuple[HostPattern, ...]
     routes: tuple[Route, ...]
+    from_catalogue: bool = False  # read from config/services/ (perhaps adjusted by the policy)
 
     def host_specificity(self, normalised_host: str) -> int | None:
         """How specifically this service claims the host, or None when it does not."""

@@ -394,7 +394,7 @@ class _PolicyReader:
     # ---- services ----
 
     def services(
-        self, entry: tuple[Node, Node] | None, root: Node, defaults: _Layer, included: list[str], protect: Protect
+        self, entry: tuple[Node, Node] | None, root: Node, defaults: _Layer, included: list[str] | None, protect: Protect
     ) -> tuple[Service, ...]:
         """The policy's own services, then the catalogue's it includes (each adjusted by a
         `services:` entry of its name, or replaced by one that lists its own hosts)."""
@@ -403,7 +403,7 @@ class _PolicyReader:
             written = self.mapping(entry[1], "services", allowed=None)
             if isinstance(entry[1], MappingNode) and not entry[1].value:
                 self.problem(entry[1], "services", "no services; the policy would protect nothing")
-        elif not included and protect is Protect.AI_SERVICES:
+        elif included is None and protect is Protect.AI_SERVICES:
             self.problem(root, "services", "missing; list the services to protect, each with its hosts, "
                          "or include catalogue services: catalogue: {include: [all]}")  # fmt: skip
         services: list[Service] = []
@@ -414,7 +414,7 @@ class _PolicyReader:
             else:
                 services.append(self.service(name, key_node, node, defaults))
         own = {service.name for service in services}
-        for name in dict.fromkeys([*included, *adjustments]):
+        for name in dict.fromkeys([*(included or []), *adjustments]):
             if name not in own and name in self.catalogue.entries:
                 services.append(self.catalogue_service(self.catalogue.entries[name], defaults, adjustments.get(name)))
         self.check_hosts_unique(tuple(services))
@@ -458,7 +458,7 @@ class _PolicyReader:
                 node = adjustment[1] if adjustment else entry.node
                 self.problem(node, _join(path, "rules"), f"'{route.name}' is already the name of a rule of the catalogue's "
                              f"{entry.name} ({entry.file}, line {clash.line}); use another name, or rule_settings to adjust it")  # fmt: skip
-        return Service(entry.name, tuple(hosts), (*own_rules, *routes))
+        return Service(entry.name, tuple(hosts), (*own_rules, *routes), from_catalogue=True)
 
     def adjustment(
         self, name: str, adjustment: tuple[Node, Node] | None, catalogue_layer: _Layer, rule_names: list[str]
@@ -488,10 +488,11 @@ class _PolicyReader:
             layers[rule] = self.settings(self.mapping(node, _join(path, rule), SETTING_KEYS), _join(path, rule), depth=5)
         return layers
 
-    def catalogue_selection(self, entry: tuple[Node, Node] | None) -> list[str]:
-        """`catalogue: {include: [...], except: [...]}`: the catalogue services included, in order."""
+    def catalogue_selection(self, entry: tuple[Node, Node] | None) -> list[str] | None:
+        """`catalogue: {include: [...], except: [...]}`: the catalogue services included, in
+        order; None without a `catalogue:` key."""
         if entry is None:
-            return []
+            return None
         entries = self.mapping(entry[1], "catalogue", CATALOGUE_KEYS)
         if isinstance(entry[1], MappingNode) and "include" not in entries:
             self.problem(entry[1], "catalogue.include", "missing; name catalogue services or groups, e.g. include: [all]")
