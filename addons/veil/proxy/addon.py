@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
-from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy import layer
 
 from ..audit import AuditLog, RequestFacts, Rotation, public_url
 from ..clean.errors import SanitiseError
@@ -209,16 +209,20 @@ class Veil:
             ctx.options.update(allow_hosts=wanted[0], ignore_hosts=wanted[1])
 
     def next_layer(self, nextlayer: layer.NextLayer):
-        """`unnamed_destinations: block`: a connection mitmproxy would tunnel unopened to a
-        bare IP address whose TLS handshake names no server is closed instead, with a record."""
-        if self.policy is None or self.policy.unnamed_destinations != "block":
+        """`unnamed_destinations: block`: a connection that would be tunnelled unopened to a
+        bare IP address whose TLS handshake names no server is closed instead, with a record.
+        (Runs before mitmproxy's own next_layer, which then leaves the layer set here alone.)
+        Where every host is decrypted, the requests themselves are refused (requestheaders)."""
+        policy = self.policy
+        if policy is None or policy.unnamed_destinations != "block" or nextlayer.layer is not None:
             return
         context = nextlayer.context
-        if not isinstance(nextlayer.layer, layers.TCPLayer) or context.client.tls_established:
-            return  # decrypted connections are judged per request (requestheaders)
         host, port = context.server.address or (None, 0)
-        if not destinations.is_unnamed(host, nextlayer.data_client()):
+        decrypted = ctx.options.veil_decrypt_all or policy.protects_all_uploads or policy.protects_host(host or "")
+        if context.client.tls_established or decrypted or not destinations.is_bare_ip(host) or policy.is_tunnelled(host):
             return
+        if not destinations.names_no_server(nextlayer.data_client()):
+            return  # it names its server (judged by allow_hosts as usual), or more bytes are needed
         nextlayer.layer = destinations.Closed(context)
         client = context.client.peername[0] if context.client.peername else "unknown"
         record = destinations.unnamed_record(client, host, port)
@@ -332,7 +336,7 @@ class Veil:
             if match is not None:
                 flow.metadata[WEBSOCKET_KEY] = match
             return
-        if self.policy.unnamed_destinations == "block" and destinations.is_unnamed(request.host, b"") and not flow.client_conn.sni:
+        if self.policy.unnamed_destinations == "block" and destinations.is_bare_ip(request.host) and not flow.client_conn.sni:
             self._refuse_unnamed(flow)
             return
         match = self._match(request.host, request, user)

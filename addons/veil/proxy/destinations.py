@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 
 from mitmproxy.proxy import commands, events, layer
+from mitmproxy.net.tls import starts_like_tls_record
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from .. import audit
@@ -42,20 +43,28 @@ def unnamed_record(client: str, host: str, port: int) -> dict:
     return audit.image_record("blocked", facts, envelope=None, location=None, reason=UNNAMED_REASON)
 
 
-def is_unnamed(host: str | None, data_client: bytes) -> bool:
-    """A bare IP address as the destination, and no server name in the client's first bytes
-    (no TLS ClientHello with SNI). Anything that names a host is judged by the policy instead."""
-    if not host:
-        return False
+def is_bare_ip(host: str | None) -> bool:
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address((host or "").strip("[]"))
     except ValueError:
         return False
+    return True
+
+
+def names_no_server(data_client: bytes) -> bool | None:
+    """True when the client's first bytes name no server (a ClientHello without SNI, or not
+    TLS at all); None while a ClientHello is still incomplete (wait for more)."""
+    if not data_client:
+        return None
+    if not starts_like_tls_record(data_client):
+        return True  # judged by where the bytes go, an address, never by a Host header inside
     try:
         hello = parse_client_hello(data_client)
     except ValueError:
-        return True  # not TLS, or garbled: nothing names the destination
-    return hello is None or not hello.sni
+        return True  # garbled: nothing names the destination
+    if hello is None:
+        return None
+    return not hello.sni
 
 
 class Closed(layer.Layer):
