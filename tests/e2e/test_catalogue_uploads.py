@@ -78,14 +78,19 @@ def image_in(received: bytes, content_type: str) -> bytes:
     return base64.b64decode(url.split(",", 1)[1])
 
 
-@pytest.fixture(scope="module")
-def catalogue_proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("catalogue-proxy")
+def running_proxy(upstream, tmp_path_factory, name: str, policy_text: str, *options: str):
+    """A mitmdump with Veil on `policy_text`, for a module fixture to yield from."""
+    folder = tmp_path_factory.mktemp(name)
     policy = folder / "policy.yaml"
-    policy.write_text(EVERYTHING)
-    running = start_mitmdump(folder, upstream.port, policy, "--set", "veil_workers=2")
+    policy.write_text(policy_text)
+    running = start_mitmdump(folder, upstream.port, policy, *options)
     yield running
     stop(running)
+
+
+@pytest.fixture(scope="module")
+def catalogue_proxy(upstream, tmp_path_factory):
+    yield from running_proxy(upstream, tmp_path_factory, "catalogue-proxy", EVERYTHING, "--set", "veil_workers=2")
 
 
 def test_every_catalogue_service_cleans_a_generic_upload(catalogue_proxy, upstream):
@@ -129,12 +134,7 @@ catalogue: {include: [openai]}
 
 @pytest.fixture(scope="module")
 def gateway_proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gateway-proxy")
-    policy = folder / "policy.yaml"
-    policy.write_text(GATEWAY)
-    running = start_mitmdump(folder, upstream.port, policy, "--set", "veil_workers=1")
-    yield running
-    stop(running)
+    yield from running_proxy(upstream, tmp_path_factory, "gateway-proxy", GATEWAY, "--set", "veil_workers=1")
 
 
 def test_an_upload_to_any_host_arrives_clean_with_a_record(gateway_proxy, upstream):
@@ -170,12 +170,8 @@ def test_an_unnamed_destination_is_refused_when_decrypted(gateway_proxy):
 
 @pytest.fixture(scope="module")
 def named_only_proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("named-only-proxy")
-    policy = folder / "policy.yaml"
-    policy.write_text("version: 1\ncatalogue: {include: [anthropic-api]}\nunnamed_destinations: block\n")
-    running = start_mitmdump(folder, upstream.port, policy, "--set", "veil_workers=1")
-    yield running
-    stop(running)
+    policy = "version: 1\ncatalogue: {include: [anthropic-api]}\nunnamed_destinations: block\n"
+    yield from running_proxy(upstream, tmp_path_factory, "named-only-proxy", policy, "--set", "veil_workers=1")
 
 
 def test_an_unnamed_destination_is_closed_rather_than_tunnelled(named_only_proxy):
@@ -191,12 +187,9 @@ def test_an_unnamed_destination_is_closed_rather_than_tunnelled(named_only_proxy
 
 @pytest.fixture(scope="module")
 def decrypt_all_proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("decrypt-all-proxy")
-    policy = folder / "policy.yaml"
-    policy.write_text("version: 1\ncatalogue: {include: [anthropic-api]}\n")
-    running = start_mitmdump(folder, upstream.port, policy, "--set", "veil_workers=1", "--set", "veil_decrypt_all=true")
-    yield running
-    stop(running)
+    policy = "version: 1\ncatalogue: {include: [anthropic-api]}\n"
+    yield from running_proxy(upstream, tmp_path_factory, "decrypt-all-proxy", policy,
+                             "--set", "veil_workers=1", "--set", "veil_decrypt_all=true")  # fmt: skip
 
 
 def test_decrypt_all_records_an_upload_no_rule_covers(decrypt_all_proxy, upstream):

@@ -281,3 +281,13 @@ def test_a_label_glob_stays_within_one_label(pattern, host, matches):
 def test_an_exact_name_beats_a_label_glob_which_beats_a_wildcard():
     assert HostPattern("a.b.example.com").specificity > HostPattern("a.*.example.com").specificity
     assert HostPattern("a.*.example.com").specificity > HostPattern("*.b.example.com").specificity
+
+
+def test_an_own_rule_may_not_take_a_catalogue_rules_name():
+    found = problems("version: 1\nservices:\n  claude-web:\n    rules:\n      - name: upload\n        action: block\n")
+    assert len(found) == 1 and found[0].startswith("p.yaml, line 4: services.claude-web.rules: 'upload' is already the name of a rule")
+
+
+def test_a_host_of_your_own_may_not_repeat_a_catalogue_host():
+    found = problems('version: 1\ncatalogue: {include: [anthropic]}\nservices:\n  mine:\n    hosts: ["claude.ai"]\n')
+    assert len(found) == 1 and "'claude.ai' is already listed by service" in found[0]

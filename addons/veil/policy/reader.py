@@ -448,10 +448,12 @@ class _PolicyReader:
             hosts = self.hosts(entries.get("hosts"), entry.node, path)
             self.host_nodes.update({(entry.name, pattern.text): (self.source, item) for pattern, item in hosts.items()})
             layer = {**defaults, **self.settings(entries, path, depth=2)}
-            rule_names = [route.name for route in self.routes(entries.get("rules"), path, entry.name, layer)]
-        own_rules, overlay = self.adjustment(entry.name, adjustment, layer, rule_names)
+        own_rules, overlay = self.adjustment(entry.name, adjustment, layer, _rule_names(entries.get("rules"), entry.name))
         with self.reading(entry.file):
             routes = self.routes(entries.get("rules"), path, entry.name, layer, overlay)
+        # The policy's own rules come first on purpose (an exception for a group, a block for
+        # everyone): one that makes a catalogue rule unreachable is an override, not a mistake,
+        # so only their names are checked against the catalogue's.
         for route in own_rules:
             clash = next((r for r in routes if r.name == route.name), None)
             if clash is not None:
@@ -691,6 +693,19 @@ class _PolicyReader:
                     "move this rule above it or remove it",
                 )
                 return
+
+
+def _rule_names(entry: tuple[Node, Node] | None, service: str) -> list[str]:
+    """The names of a service's rules as routes() will give them (`name:`, else service#index),
+    read from the nodes without reading the rules."""
+    if entry is None:
+        return [f"{service}#0"]
+    items = entry[1].value if isinstance(entry[1], SequenceNode) else []
+    names = []
+    for index, item in enumerate(items):
+        written = _value_node(item, "name")
+        names.append(written.value.strip() if written is not item and isinstance(written, ScalarNode) else f"{service}#{index}")
+    return names
 
 
 def _value_node(mapping: Node, key: str) -> Node:
