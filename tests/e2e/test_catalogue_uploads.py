@@ -36,7 +36,7 @@ def upload_target(service) -> tuple[str, str, str]:
     """(host, method, path) of a request the service's first upload rule covers, the path
     unique to the service so the upstream's records cannot be confused."""
     route = service.routes[-1] if service.routes[-1].paths is None else service.routes[0]
-    method = "POST" if "POST" in route.methods or "*" in route.methods else sorted(route.methods)[0]
+    method = "POST" if "POST" in route.methods or "*" in route.methods else min(route.methods)
     tag = f"veil-{service.name}"
     path = route.paths[0].text.replace("*", tag) if route.paths else f"/{tag}/upload"
     return concrete_host(service.hosts[0]), method, path
@@ -100,7 +100,7 @@ def test_every_catalogue_service_cleans_a_generic_upload(catalogue_proxy, upstre
     jobs = [(service, *upload_target(service), *encode(photo)) for service in services for encode in (multipart, data_url_json)]
 
     def run(job):
-        service, host, method, path, body, content_type = job
+        _service, host, method, path, body, content_type = job
         return send(catalogue_proxy, host, method, path, body, content_type)
 
     with ThreadPoolExecutor(4) as pool:
@@ -108,7 +108,7 @@ def test_every_catalogue_service_cleans_a_generic_upload(catalogue_proxy, upstre
     assert [job[0].name for job, status in zip(jobs, statuses) if status != 200] == []
     records = catalogue_proxy.audit_records()
     seen_images = set()
-    for service, host, method, path, body, content_type in jobs:
+    for service, host, _method, path, _body, content_type in jobs:
         received = [r for r in upstream.received if r.path == path and r.host == host and r.headers.get("content-type") == content_type]
         assert received, (service.name, host, path)
         image = image_in(received[-1].body, content_type)

@@ -107,11 +107,10 @@ def test_groups_and_exceptions():
 
 
 def test_an_unknown_name_gets_a_suggestion():
+    groups = ", ".join(load_catalogue().groups)
     assert problems("version: 1\ncatalogue:\n  include: [all-api, chatgpt-wbe]\n") == [
-        "p.yaml, line 3: catalogue.include[0]: unknown catalogue service or group 'all-api'; did you mean 'all-apis'? "
-        "groups: " + ", ".join(load_catalogue().groups),
-        "p.yaml, line 3: catalogue.include[1]: unknown catalogue service or group 'chatgpt-wbe'; did you mean 'chatgpt-web'? "
-        "groups: " + ", ".join(load_catalogue().groups),
+        f"p.yaml, line 3: catalogue.include[0]: unknown catalogue service or group 'all-api'; did you mean 'all-apis'? groups: {groups}",
+        f"p.yaml, line 3: catalogue.include[1]: unknown catalogue service or group 'chatgpt-wbe'; did you mean 'chatgpt-web'? groups: {groups}",
     ]
 
 

@@ -20,7 +20,13 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..clean.options import DetectionSettings, FaceMode
-from .catalogue import CATALOGUE_FOLDER, ENTRY_KEYS, Catalogue, CatalogueEntry, load_catalogue
+from .catalogue import (
+    CATALOGUE_FOLDER,
+    ENTRY_KEYS,
+    Catalogue,
+    CatalogueEntry,
+    load_catalogue,
+)
 from .errors import PolicyError, PolicyProblem
 from .matching import UPLOAD_METHODS, HostPattern, PathPattern
 from .model import (

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from mitmproxy.proxy import commands, events, layer
 from mitmproxy.net.tls import starts_like_tls_record
+from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from .. import audit
