@@ -1,0 +1,34 @@
+"""The egress scanner: the second line of defence behind the envelopes.
+
+The envelopes find images where services put them; this finds every image in the bytes
+that will actually leave the proxy, however they are encoded (base64 in any flavour and
+with any escapes, percent-encoding, quoted-printable, JSON strings) or packed (ZIP and the
+Office/ODF documents built on it, gzip, tar, PDF), so that the pipeline can refuse a
+request in which an image leaves that Veil did not write itself.
+
+Pure: bytes in, findings out; no mitmproxy, no I/O.
+
+    result = scan(body)                           # body already content-decoded
+    leaks = unaccounted(result, cleaned_outputs)  # what the pipeline must refuse or log
+
+One module per decoding layer: signatures (images and containers by magic bytes, confirmed
+by veil.clean.formats), base64_runs, escapes (percent, quoted-printable, JSON strings),
+archives (zip, gzip, tar), pdf; the walk that nests them is scanner.
+"""
+
+
+from .accounting import unaccounted
+from .model import Finding, Kind, ScanLimits, ScanResult
+from .scanner import Scan
+
+_DEFAULT_LIMITS = ScanLimits()
+
+
+def scan(data: bytes, *, limits: ScanLimits = _DEFAULT_LIMITS) -> ScanResult:
+    """Every image, document/archive and unopenable container in `data`."""
+    walk = Scan(limits)
+    walk.walk(bytes(data), (), 0)
+    return walk.result()
+
+
+__all__ = ["Finding", "Kind", "ScanLimits", "ScanResult", "scan", "unaccounted"]

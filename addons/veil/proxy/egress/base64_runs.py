@@ -1,0 +1,174 @@
+"""Base64 anywhere in a stream: either alphabet, padded or not, wrapped in lines, with the
+escapes a JSON serialiser, a URL encoder or a quoted-printable encoder puts inside it, after
+a `data:` prefix of any length or a leading space.
+
+A run is found on the stream's class translation (scanner.CLASS_TABLE: base64 characters
+and escape characters are "a"), so a 10 MB body costs one translate and one bytes.find per
+run, not a Python step per byte. The run's escapes are undone, its line breaks dropped, and
+each stretch of the alphabet long enough to hold an image is decoded and searched.
+
+Where a run really starts is uncertain when text sits in front of it on an earlier line
+("Content-Transfer-Encoding: base64", a header value) or is glued to it: the decoder is then
+off by one to three characters and every byte it produces is wrong. So a stretch is decoded
+from each line start that changes the alignment, and from every alignment whose first
+kilobyte decodes to a signature.
+"""
+
+import binascii
+import bisect
+import itertools
+import re
+from typing import TYPE_CHECKING
+
+from . import signatures
+
+if TYPE_CHECKING:
+    from .scanner import Scan
+
+# Shorter stretches are not decoded. 80 characters are 60 bytes: smaller than any image that
+# can hold a face or identifying metadata (a 1×1 PNG alone is 67 bytes, an EXIF block with a
+# GPS position over 100), longer than the hashes, ids and tokens in ordinary requests.
+MIN_BASE64_CHARS = 80
+_MIN_PIECE = 40  # one unbroken stretch of run characters to start a run at
+_MIN_SPACED_PIECE = 16  # lines joined by spaces (header folding): longer than nearly every word
+_HEAD_CHARS = 1024  # decoded at every alignment to test for a signature
+
+_RUN = re.compile(rb"a+")
+_SPACES = re.compile(rb" +")
+_LONG_STRETCH = re.compile(rb"a{%d,}" % MIN_BASE64_CHARS)
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_STANDARD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_ALPHABET_CLASSES = bytes(ord("a") if byte in _STANDARD_ALPHABET else ord(".") for byte in range(256))
+_WHITESPACE = (b"\n", b"\r", b" ", b"\t")
+
+
+def search(scan: "Scan", stream: bytes, classes: bytes, where: tuple[str, ...], depth: int) -> None:
+    needle = b"a" * _MIN_PIECE
+    pos = 0
+    while (start := classes.find(needle, pos)) >= 0:
+        if scan.out_of_time(where):
+            return
+        end = _run_end(classes, start)
+        if end - start >= MIN_BASE64_CHARS:
+            _search_run(scan, stream[start:end], start, where, depth)
+        pos = end
+
+
+def _run_end(classes: bytes, start: int) -> int:
+    """End of the run at `start`, across single spaces or tabs between long pieces."""
+    end = _RUN.match(classes, start).end()
+    while (gap := _SPACES.match(classes, end)) is not None:
+        piece = _RUN.match(classes, gap.end())
+        if piece is None or piece.end() - piece.start() < _MIN_SPACED_PIECE:
+            break
+        end = piece.end()
+    return end
+
+
+def _search_run(scan: "Scan", run: bytes, offset: int, where: tuple[str, ...], depth: int) -> None:
+    text = undo_text_escapes(run)
+    joined, line_starts = _join_lines(text)
+    if b"-" in joined or b"_" in joined:
+        joined = joined.translate(_URLSAFE_TO_STANDARD)
+    for stretch in _stretches(joined):
+        start, end = stretch
+        inner_line_starts = line_starts[bisect.bisect_right(line_starts, start) : bisect.bisect_left(line_starts, end)]
+        label = f"base64 at byte {offset:,}" if start == 0 else f"base64 at byte {offset:,} (from character {start:,})"
+        _decode_stretch(scan, joined[start:end], [b - start for b in inner_line_starts], where + (label,), depth)
+
+
+def _join_lines(text: bytes) -> tuple[bytes, list[int]]:
+    """The text without whitespace, and where each line after the first starts in it."""
+    if not any(space in text for space in _WHITESPACE):
+        return text, []
+    lines = text.split()
+    starts = list(itertools.accumulate(map(len, lines[:-1])))
+    return b"".join(lines), starts
+
+
+def _stretches(joined: bytes) -> list[tuple[int, int]]:
+    """Spans of the standard alphabet long enough to matter ('=' padding ends one)."""
+    classes = joined.translate(_ALPHABET_CLASSES)
+    if b"." not in classes:
+        return [(0, len(joined))]
+    return [match.span() for match in _LONG_STRETCH.finditer(classes)]
+
+
+def _decode_stretch(scan: "Scan", stretch: bytes, line_starts: list[int], where: tuple[str, ...], depth: int) -> None:
+    for begin in _decoding_starts(stretch, line_starts):
+        decoded = _decode_from(stretch, begin)
+        label = [] if begin == 0 else [f"decoded from character {begin:,}"]
+        scan.descend(decoded, where + tuple(label), depth)
+
+
+def _decoding_starts(stretch: bytes, line_starts: list[int]) -> list[int]:
+    """Offsets to decode from: the start; the first line start at each other alignment; and
+    the first characters at any alignment whose head decodes to a signature."""
+    starts = {0: 0}
+    for line_start in line_starts:
+        starts.setdefault(line_start % 4, line_start)
+        if len(starts) == 4:
+            break
+    for alignment in (1, 2, 3):
+        if alignment not in starts and signatures.anywhere(_decode_from(stretch[: _HEAD_CHARS + alignment], alignment)):
+            starts[alignment] = alignment
+    return sorted(starts.values())
+
+
+def _decode_from(stretch: bytes, begin: int) -> bytes:
+    usable = stretch[begin:]
+    remainder = len(usable) % 4
+    if remainder == 1:  # one character is not a byte: drop it
+        usable, remainder = usable[:-1], 0
+    return binascii.a2b_base64(usable + b"=" * (-remainder % 4))
+
+
+# ---------------------------------------------------------------------------------------
+# Escapes inside a run. Each pass undoes one family; a few passes undo them stacked (a JSON
+# string holding a percent-encoded value). The common spellings are replaced by
+# bytes.replace (C speed); whatever escape is left goes through a regex.
+
+def _spellings(character: bytes) -> list[tuple[bytes, bytes]]:
+    code = ord(character)
+    return [(b"\\u%04x" % code, character), (b"\\u%04X" % code, character), (b"%%%02X" % code, character), (b"%%%02x" % code, character)]
+
+
+_COMMON_ESCAPES = [(rb"\/", b"/"), (rb"\n", b"\n"), (rb"\r", b"\r")] + [
+    pair for character in (b"+", b"/", b"=", b"\n", b"\r", b" ") for pair in _spellings(character)
+]
+_JSON_ESCAPE = re.compile(rb'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_JSON_SHORT = {b'"': b'"', b"\\": b"\\", b"/": b"/", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+_PERCENT_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
+_MAX_PASSES = 3
+
+
+def undo_text_escapes(text: bytes) -> bytes:
+    for _ in range(_MAX_PASSES):
+        before = text
+        if b"\\" in text or b"%" in text:
+            for escape, character in _COMMON_ESCAPES:
+                if escape in text:
+                    text = text.replace(escape, character)
+        if b"\\" in text:
+            text = _JSON_ESCAPE.sub(_json_character, text)
+        if b"%" in text:
+            text = _PERCENT_ESCAPE.sub(lambda escape: bytes.fromhex(escape.group(1).decode()), text)
+        if b"=" in text:
+            text = _undo_quoted_printable(text)
+        if text == before:
+            break
+    return text
+
+
+def _json_character(escape: re.Match) -> bytes:
+    if escape.group(1) is None:
+        return _JSON_SHORT[escape.group(2)]
+    return chr(int(escape.group(1), 16)).encode("utf-8", "surrogatepass")
+
+
+def _undo_quoted_printable(text: bytes) -> bytes:
+    """Soft line breaks go, `=3D` is '='. Base64 has no other character QP escapes."""
+    for soft_break in (b"=\r\n", b"=\n"):
+        if soft_break in text:
+            text = text.replace(soft_break, b"")
+    return text.replace(b"=3D", b"=").replace(b"=3d", b"=")
