@@ -16,7 +16,6 @@ by veil.clean.formats), base64_runs, escapes (percent, quoted-printable, JSON st
 archives (zip, gzip, tar), pdf; the walk that nests them is scanner.
 """
 
-
 from .accounting import unaccounted
 from .model import Finding, Kind, ScanLimits, ScanResult
 from .scanner import Scan

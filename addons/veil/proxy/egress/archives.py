@@ -9,12 +9,9 @@ local headers are what sits in the bytes.
 """
 
 import struct
-from typing import TYPE_CHECKING
 
+from .context import ScanContext, Where
 from .inflate import GZIP, RAW_DEFLATE, inflate
-
-if TYPE_CHECKING:
-    from .scanner import Scan
 
 # A hit shorter than this was never a container worth a report: a random "PK\3\4" or
 # gzip magic in other data decodes to a few bytes of garbage at most (and an image
@@ -35,7 +32,7 @@ _DOCUMENT_MARKERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"),
 _MIMETYPES = ((b"application/vnd.oasis.opendocument", "odf"), (b"application/epub+zip", "epub"))
 
 
-def open_zip(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], depth: int) -> int | None:
+def open_zip(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
     """Walk the archive whose first local header is at `at`; returns the end of the last
     member walked (the search goes on from there), or None when this was no archive."""
     here = where + (f"zip at byte {at:,}",)
@@ -129,7 +126,7 @@ def _document_format(names: list[str], mimetype: bytes) -> str:
 _GZIP_OS_VALUES = frozenset(range(14)) | {255}
 
 
-def open_gzip(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], depth: int) -> int | None:
+def open_gzip(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
     """Every member of the gzip stream at `at`, decoded as one (as gunzip does)."""
     if not _plausible_gzip_header(stream, at):
         return None
@@ -154,7 +151,13 @@ def open_gzip(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], dept
 def _plausible_gzip_header(stream: bytes, at: int) -> bool:
     """Magic, deflate, no reserved flag bits, a known extra-flags value and OS byte."""
     header = stream[at : at + 10]
-    return len(header) == 10 and header[:3] == b"\x1f\x8b\x08" and not header[3] & 0xE0 and header[8] in (0, 2, 4) and header[9] in _GZIP_OS_VALUES
+    return (
+        len(header) == 10
+        and header[:3] == b"\x1f\x8b\x08"
+        and not header[3] & 0xE0
+        and header[8] in (0, 2, 4)
+        and header[9] in _GZIP_OS_VALUES
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ _USTAR_OFFSET = 257
 _REGULAR_FILES = (b"0", b"\x00", b"7")
 
 
-def open_tar(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], depth: int) -> int | None:
+def open_tar(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
     start = at - _USTAR_OFFSET
     if start < 0 or not _valid_tar_header(stream, start):
         return None

@@ -18,12 +18,9 @@ import binascii
 import bisect
 import itertools
 import re
-from typing import TYPE_CHECKING
 
 from . import signatures
-
-if TYPE_CHECKING:
-    from .scanner import Scan
+from .context import ScanContext, Where
 
 # Shorter stretches are not decoded. 80 characters are 60 bytes: smaller than any image that
 # can hold a face or identifying metadata (a 1×1 PNG alone is 67 bytes, an EXIF block with a
@@ -42,7 +39,7 @@ _ALPHABET_CLASSES = bytes(ord("a") if byte in _STANDARD_ALPHABET else ord(".") f
 _WHITESPACE = (b"\n", b"\r", b" ", b"\t")
 
 
-def search(scan: "Scan", stream: bytes, classes: bytes, where: tuple[str, ...], depth: int) -> None:
+def search(scan: ScanContext, stream: bytes, classes: bytes, where: Where, depth: int) -> None:
     needle = b"a" * _MIN_PIECE
     pos = 0
     while (start := classes.find(needle, pos)) >= 0:
@@ -65,7 +62,7 @@ def _run_end(classes: bytes, start: int) -> int:
     return end
 
 
-def _search_run(scan: "Scan", run: bytes, offset: int, where: tuple[str, ...], depth: int) -> None:
+def _search_run(scan: ScanContext, run: bytes, offset: int, where: Where, depth: int) -> None:
     text = undo_text_escapes(run)
     joined, line_starts = _join_lines(text)
     if b"-" in joined or b"_" in joined:
@@ -94,7 +91,7 @@ def _stretches(joined: bytes) -> list[tuple[int, int]]:
     return [match.span() for match in _LONG_STRETCH.finditer(classes)]
 
 
-def _decode_stretch(scan: "Scan", stretch: bytes, line_starts: list[int], where: tuple[str, ...], depth: int) -> None:
+def _decode_stretch(scan: ScanContext, stretch: bytes, line_starts: list[int], where: Where, depth: int) -> None:
     for begin in _decoding_starts(stretch, line_starts):
         decoded = _decode_from(stretch, begin)
         label = [] if begin == 0 else [f"decoded from character {begin:,}"]
@@ -127,6 +124,7 @@ def _decode_from(stretch: bytes, begin: int) -> bytes:
 # Escapes inside a run. Each pass undoes one family; a few passes undo them stacked (a JSON
 # string holding a percent-encoded value). The common spellings are replaced by
 # bytes.replace (C speed); whatever escape is left goes through a regex.
+
 
 def _spellings(character: bytes) -> list[tuple[bytes, bytes]]:
     code = ord(character)

@@ -8,10 +8,8 @@ needs, which ordinary text and URLs are not.
 import binascii
 import re
 import urllib.parse
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .scanner import Scan
+from .context import ScanContext, Where
 
 # 16 escapes, each at most 32 literal characters from the next: binary data escapes most of
 # its bytes, and an image's text parts (EXIF strings, XMP) escape their punctuation.
@@ -32,7 +30,7 @@ _JSON_NOT_BASE64 = re.compile(rb"\\u(?!002[bBfF]|003[dD]|000[aAdD])[0-9a-fA-F]{4
 _STRING_REACH = 4096  # how far back a region's opening quote is looked for
 
 
-def search(scan: "Scan", stream: bytes, where: tuple[str, ...], depth: int) -> None:
+def search(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
     if stream.count(b"%") >= _MIN_ESCAPES:
         _decode_regions(scan, stream, _PERCENT_REGION, _PERCENT_NOT_BASE64, urllib.parse.unquote_to_bytes, "percent-encoded", where, depth)
     if stream.count(b"=") >= _MIN_ESCAPES:
@@ -49,7 +47,7 @@ def _decode_regions(scan, stream, region_pattern, not_base64, decode, name, wher
             scan.descend(decode(region.group()), where + (f"{name} at byte {region.start():,}",), depth)
 
 
-def _json_strings(scan: "Scan", stream: bytes, where: tuple[str, ...], depth: int) -> None:
+def _json_strings(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
     for region in _JSON_REGION.finditer(stream):
         if scan.out_of_time(where):
             return

@@ -10,8 +10,7 @@ envelopes' wider magic test: they must be found all the same.
 import struct
 from dataclasses import dataclass
 
-from ...clean.formats import FORMATS, ImageFormat
-from ...clean.formats import gif, jpeg, png
+from ...clean.formats import FORMATS, ImageFormat, gif, jpeg, png
 from ..envelopes.magic import HEAD_BYTES, looks_like_image
 
 # Formats whose signature alone is 48 bits or more (plus fixed fields behind it): a hit is an

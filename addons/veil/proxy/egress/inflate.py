@@ -3,10 +3,8 @@ maximum compression ratio, so a zip bomb stops after a bounded amount of work.""
 
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .scanner import Scan
+from .context import ScanContext
 
 RAW_DEFLATE = -zlib.MAX_WBITS  # zip members
 ZLIB = zlib.MAX_WBITS  # PDF FlateDecode
@@ -23,7 +21,7 @@ class Inflated:
     problem: str | None  # why it stopped early: damaged data or a limit
 
 
-def inflate(scan: "Scan", compressed: bytes | memoryview, wbits: int) -> Inflated:
+def inflate(scan: ScanContext, compressed: bytes | memoryview, wbits: int) -> Inflated:
     """Decompress one stream from the start of `compressed` (which may go on past its end)."""
     decoder = zlib.decompressobj(wbits)
     view = memoryview(compressed)
@@ -51,7 +49,7 @@ def inflate(scan: "Scan", compressed: bytes | memoryview, wbits: int) -> Inflate
     return Inflated(b"".join(pieces), consumed, True, None)
 
 
-def _over_limit(scan: "Scan", produced: int, consumed: int, budget: int) -> str | None:
+def _over_limit(scan: ScanContext, produced: int, consumed: int, budget: int) -> str | None:
     limits = scan.limits
     if produced > budget:
         return f"decompressing it would pass the scan's limit of {limits.max_decoded_bytes:,} decoded bytes"
@@ -60,7 +58,7 @@ def _over_limit(scan: "Scan", produced: int, consumed: int, budget: int) -> str 
     return None
 
 
-def _stopped(scan: "Scan", pieces: list[bytes], consumed: int, problem: str) -> Inflated:
+def _stopped(scan: ScanContext, pieces: list[bytes], consumed: int, problem: str) -> Inflated:
     data = b"".join(pieces)
     scan.spend(len(data))
     return Inflated(data, consumed, False, problem)

@@ -8,12 +8,9 @@ streams), so a regex over `obj … stream … endstream` with zlib is enough.
 import base64
 import binascii
 import re
-from typing import TYPE_CHECKING
 
+from .context import ScanContext, Where
 from .inflate import RAW_DEFLATE, ZLIB, inflate
-
-if TYPE_CHECKING:
-    from .scanner import Scan
 
 _STREAM_KEYWORD = re.compile(rb"(?<!end)stream\r?\n")
 _OBJECT_HEADER = re.compile(rb"(\d+)\s+(\d+)\s+obj\b")
@@ -29,7 +26,7 @@ _ABBREVIATIONS = {b"Fl": b"FlateDecode", b"AHx": b"ASCIIHexDecode", b"A85": b"AS
 _IMAGE_CODECS = frozenset({b"DCTDecode", b"JPXDecode"})
 
 
-def open_pdf(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], depth: int) -> None:
+def open_pdf(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> None:
     here = where + (f"pdf at byte {at:,}",)
     images_before = scan.images_found
     encrypted = _ENCRYPT.search(stream, at) is not None
@@ -52,7 +49,7 @@ def open_pdf(scan: "Scan", stream: bytes, at: int, where: tuple[str, ...], depth
             _open_stream(scan, stream[keyword.end() : end], dictionary, here + (label,), depth)
         pos = max(end, keyword.end())
     scan.document("pdf", here, scan.images_found - images_before)
-    return None  # the PDF's bytes are searched on as well: text outside streams is not opened here
+    # the PDF's bytes are searched on as well: text outside streams is not opened here
 
 
 def _object_header(stream: bytes, floor: int, keyword_start: int) -> re.Match | None:
@@ -86,7 +83,7 @@ def _filters(dictionary: bytes) -> list[bytes]:
     return [_ABBREVIATIONS.get(name, name) for name in _NAME.findall(declared.group(1))]
 
 
-def _open_stream(scan: "Scan", data: bytes, dictionary: bytes, here: tuple[str, ...], depth: int) -> None:
+def _open_stream(scan: ScanContext, data: bytes, dictionary: bytes, here: Where, depth: int) -> None:
     is_image = _IMAGE_SUBTYPE.search(dictionary) is not None
     decoded, rest = _apply_filters(scan, data, _filters(dictionary), here)
     if decoded is None:
@@ -102,7 +99,7 @@ def _open_stream(scan: "Scan", data: bytes, dictionary: bytes, here: tuple[str, 
         scan.descend(decoded, here, depth)
 
 
-def _apply_filters(scan: "Scan", data: bytes, filters: list[bytes], here: tuple[str, ...]) -> tuple[bytes | None, list[bytes]]:
+def _apply_filters(scan: ScanContext, data: bytes, filters: list[bytes], here: Where) -> tuple[bytes | None, list[bytes]]:
     """Apply the filters Veil knows, in order; returns the bytes and the filters left."""
     for index, name in enumerate(filters):
         decoder = _DECODERS.get(name)
@@ -116,14 +113,14 @@ def _apply_filters(scan: "Scan", data: bytes, filters: list[bytes], here: tuple[
     return data, []
 
 
-def _flate(scan: "Scan", data: bytes) -> tuple[bytes, str | None]:
+def _flate(scan: ScanContext, data: bytes) -> tuple[bytes, str | None]:
     inflated = inflate(scan, data, ZLIB)
     if inflated.problem and not inflated.data:  # some writers omit the zlib header
         inflated = inflate(scan, data, RAW_DEFLATE)
     return inflated.data, inflated.problem
 
 
-def _ascii_hex(scan: "Scan", data: bytes) -> tuple[bytes, str | None]:
+def _ascii_hex(scan: ScanContext, data: bytes) -> tuple[bytes, str | None]:
     digits = bytes(data).split(b">", 1)[0].translate(None, b" \t\r\n\f\x00")
     try:
         return binascii.unhexlify(digits + b"0" * (len(digits) % 2)), None
@@ -131,7 +128,7 @@ def _ascii_hex(scan: "Scan", data: bytes) -> tuple[bytes, str | None]:
         return b"", str(error)
 
 
-def _ascii85(scan: "Scan", data: bytes) -> tuple[bytes, str | None]:
+def _ascii85(scan: ScanContext, data: bytes) -> tuple[bytes, str | None]:
     text = bytes(data).split(b"~>", 1)[0].removeprefix(b"<~")
     try:
         return base64.a85decode(text, ignorechars=b" \t\r\n\f\x00"), None

@@ -6,6 +6,7 @@ import hashlib
 import time
 
 from . import base64_runs, escapes, signatures
+from .context import Where
 from .model import Finding, ScanLimits, ScanResult
 
 SEPARATOR = " → "
@@ -47,7 +48,7 @@ class Scan:
     def result(self) -> ScanResult:
         return ScanResult(tuple(self.findings), self.decoded_bytes)
 
-    def walk(self, stream: bytes, where: tuple[str, ...], depth: int) -> None:
+    def walk(self, stream: bytes, where: Where, depth: int) -> None:
         if self.out_of_time(where):
             return
         classes = stream.translate(CLASS_TABLE)
@@ -55,7 +56,7 @@ class Scan:
         base64_runs.search(self, stream, classes, where, depth)
         escapes.search(self, stream, where, depth)
 
-    def descend(self, child: bytes, where: tuple[str, ...], depth: int) -> None:
+    def descend(self, child: bytes, where: Where, depth: int) -> None:
         """Search a decoded stream one layer down, or report that it is one layer too deep."""
         if depth + 1 > self.limits.max_depth:
             self.opaque("nested", where, f"nested deeper than {self.limits.max_depth} decoding layers")
@@ -64,7 +65,7 @@ class Scan:
 
     # -- reporting ---------------------------------------------------------------------
 
-    def image(self, image_format: str, stream: bytes, pos: int, end: int | None, where: tuple[str, ...]) -> None:
+    def image(self, image_format: str, stream: bytes, pos: int, end: int | None, where: Where) -> None:
         self.images_found += 1
         data = memoryview(stream)[pos : end if end is not None else len(stream)]
         digest = hashlib.sha256(data).hexdigest() if end is not None else None
@@ -73,11 +74,11 @@ class Scan:
         key = ("image", image_format, digest or hashlib.sha256(data[:65536]).hexdigest(), len(data))
         self._add(key, Finding("image", image_format, location(where + (f"{image_format} at byte {pos:,}",)), data, digest))
 
-    def document(self, document_format: str, where: tuple[str, ...], images_inside: int) -> None:
+    def document(self, document_format: str, where: Where, images_inside: int) -> None:
         key = ("document", document_format, where)
         self._add(key, Finding("document", document_format, location(where), images_inside=images_inside))
 
-    def opaque(self, opaque_format: str, where: tuple[str, ...], reason: str) -> None:
+    def opaque(self, opaque_format: str, where: Where, reason: str) -> None:
         self._add(("opaque", opaque_format, where, reason), Finding("opaque", opaque_format, location(where), reason=reason))
 
     def _add(self, key: tuple, finding: Finding) -> None:
@@ -87,7 +88,7 @@ class Scan:
 
     # -- limits ------------------------------------------------------------------------
 
-    def out_of_time(self, where: tuple[str, ...]) -> bool:
+    def out_of_time(self, where: Where) -> bool:
         if time.monotonic() <= self.deadline:
             return False
         if not self._timed_out:
@@ -101,7 +102,7 @@ class Scan:
     def spend(self, decoded: int) -> None:
         self.decoded_bytes += decoded
 
-    def count_member(self, where: tuple[str, ...]) -> bool:
+    def count_member(self, where: Where) -> bool:
         """False (and an opaque finding) once the scan has opened max_members members."""
         self.members += 1
         if self.members > self.limits.max_members:
@@ -110,5 +111,5 @@ class Scan:
         return True
 
 
-def location(where: tuple[str, ...]) -> str:
+def location(where: Where) -> str:
     return SEPARATOR.join(where) if where else "body"

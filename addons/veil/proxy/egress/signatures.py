@@ -6,12 +6,9 @@ reader: images.identify for images, the container modules for archives and PDFs.
 """
 
 import re
-from typing import TYPE_CHECKING
 
 from . import archives, images, pdf
-
-if TYPE_CHECKING:
-    from .scanner import Scan
+from .context import ScanContext, Where
 
 # Image signatures: the first bytes of every format veil.clean.formats and the envelopes'
 # magic test know. Each is confirmed by images.identify, so these only need to be necessary.
@@ -42,7 +39,7 @@ _TEXT = re.compile(rb"(?P<image>P[1-6][ \t\r\n#])|(?P<pdf>%PDF-)")
 _CONTAINERS = {"zip": archives.open_zip, "gzip": archives.open_gzip, "tar": archives.open_tar, "pdf": pdf.open_pdf}
 
 
-def search(scan: "Scan", stream: bytes, where: tuple[str, ...], depth: int, binary: bool) -> None:
+def search(scan: ScanContext, stream: bytes, where: Where, depth: int, binary: bool) -> None:
     pattern = _BINARY if binary else _TEXT
     skips: list[tuple[int, int]] = []  # pixel data of images found: nothing a service would unpack
     pos = 0
@@ -69,7 +66,7 @@ def _next_hit(pattern: re.Pattern, stream: bytes, pos: int, skips: list[tuple[in
         pos = window_end
 
 
-def _handle(scan: "Scan", stream: bytes, hit: re.Match, where: tuple[str, ...], depth: int, skips: list) -> int:
+def _handle(scan: ScanContext, stream: bytes, hit: re.Match, where: Where, depth: int, skips: list) -> int:
     """Confirm and report one hit; returns where the search goes on."""
     kind = hit.lastgroup
     if kind in _CONTAINERS:
