@@ -11,21 +11,23 @@ import urllib.parse
 
 from .context import ScanContext, Where
 
-# 16 escapes, each at most 32 literal characters from the next: binary data escapes most of
-# its bytes, and an image's text parts (EXIF strings, XMP) escape their punctuation.
+# At least 16 escapes, with any literal characters between them but none that ends a value
+# (whitespace, quotes, a form's '&'): an image's bytes run on through quantisation tables and
+# EXIF strings that stay literal for dozens of characters.
 _MIN_ESCAPES = 16
-_GAP = 32
 
 _PERCENT = rb"%[0-9A-Fa-f]{2}"
-_PERCENT_REGION = re.compile(_PERCENT + rb"(?:[^%%\s\"'<>&=]{0,%d}" % _GAP + _PERCENT + rb"){%d,}" % (_MIN_ESCAPES - 1))
+_PERCENT_REGION = re.compile(_PERCENT + rb"(?:[^%\s\"'<>&=]*" + _PERCENT + rb"){%d,}" % (_MIN_ESCAPES - 1))
 _PERCENT_NOT_BASE64 = re.compile(rb"%(?!2[bBfF0]|3[dD]|0[aAdD])[0-9A-Fa-f]{2}")
 
+# Quoted-printable leaves every printable byte and the line breaks of text literal (b2a_qp's
+# default): only a '=' that starts no escape ends a region.
 _QP = rb"=(?:[0-9A-Fa-f]{2}|\r?\n)"
-_QP_REGION = re.compile(_QP + rb"(?:[^=\s\"<>&]{0,%d}(?:\r?\n)?" % _GAP + _QP + rb"){%d,}" % (_MIN_ESCAPES - 1))
+_QP_REGION = re.compile(_QP + rb"(?:[^=]*" + _QP + rb"){%d,}" % (_MIN_ESCAPES - 1))
 _QP_NOT_BASE64 = re.compile(rb"=(?!3[dD])[0-9A-Fa-f]{2}")
 
 _JSON = rb'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])'
-_JSON_REGION = re.compile(_JSON + rb'(?:[^"\\]{0,%d}' % _GAP + _JSON + rb"){%d,}" % (_MIN_ESCAPES - 1))
+_JSON_REGION = re.compile(_JSON + rb'(?:[^"\\]*' + _JSON + rb"){%d,}" % (_MIN_ESCAPES - 1))
 _JSON_NOT_BASE64 = re.compile(rb"\\u(?!002[bBfF]|003[dD]|000[aAdD])[0-9a-fA-F]{4}|\\[bft\"\\]")
 _STRING_REACH = 4096  # how far back a region's opening quote is looked for
 
@@ -53,11 +55,12 @@ def _json_strings(scan: ScanContext, stream: bytes, where: Where, depth: int) ->
             return
         if not _JSON_NOT_BASE64.search(region.group()):
             continue
-        # Characters before the first escape belong to the value too (JSON.stringify leaves
-        # 0xFF as a literal 'ÿ'): start at the string's opening quote when it is near.
+        # Characters before the first escape and after the last belong to the value too
+        # (JSON.stringify leaves 0xFF as a literal 'ÿ'): take the string to its quotes when near.
         quote = stream.rfind(b'"', max(0, region.start() - _STRING_REACH), region.start())
         start = quote + 1 if quote >= 0 else region.start()
-        value = json_string_bytes(stream[start : region.end()])
+        closing = stream.find(b'"', region.end(), region.end() + _STRING_REACH)
+        value = json_string_bytes(stream[start : closing if closing >= 0 else region.end()])
         scan.descend(value, where + (f"JSON string at byte {start:,}",), depth)
 
 
