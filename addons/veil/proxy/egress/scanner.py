@@ -105,10 +105,11 @@ class Scan:
     def count_member(self, where: Where) -> bool:
         """False (and an opaque finding) once the scan has opened max_members members."""
         self.members += 1
-        if self.members > self.limits.max_members:
+        if self.members <= self.limits.max_members:
+            return True
+        if self.members == self.limits.max_members + 1:  # reported once, where the scan stopped opening
             self.opaque("members", where, f"more than {self.limits.max_members:,} archive members or PDF streams")
-            return False
-        return True
+        return False
 
 
 def location(where: Where) -> str:
