@@ -48,7 +48,7 @@ ENCODED_BODIES = {
     "base64 split by spaces": chat_body(b" ".join(b64(PHOTO)[at : at + 76] for at in range(0, len(b64(PHOTO)), 76))),
     "base64 after text on an earlier line": b"file: photo\r\n" + base64.encodebytes(PHOTO),
     "percent-encoded bytes": b"photo=" + urllib.parse.quote_from_bytes(PHOTO).encode(),
-    "quoted-printable bytes": b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + binascii.b2a_qp(PHOTO),
+    "quoted-printable bytes": b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + binascii.b2a_qp(PHOTO, istext=False),
     "JSON string of bytes, \\u escapes": b'{"bytes":' + json.dumps(PHOTO.decode("latin-1")).encode() + b"}",
     "JSON string of bytes, UTF-8 literals": b'{"bytes":' + json.dumps(PHOTO.decode("latin-1"), ensure_ascii=False).encode() + b"}",
 }

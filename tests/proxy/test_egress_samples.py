@@ -58,7 +58,7 @@ BYTE_ENCODINGS = {
     "base64 quoted-printable": lambda data: binascii.b2a_qp(b64(data)),
     "data URL": lambda data: b"data:image/jpeg;base64," + b64(data),
     "percent-encoded bytes": lambda data: urllib.parse.quote_from_bytes(data).encode(),
-    "quoted-printable bytes": binascii.b2a_qp,
+    "quoted-printable bytes": lambda data: binascii.b2a_qp(data, istext=False),  # istext would not round-trip CR bytes
     "JSON string of bytes": lambda data: json.dumps(data.decode("latin-1")).encode(),
     "gzip": lambda data: gzip.compress(data, mtime=0),
     "zip": lambda data: zip_of({"photo.jpg": data}),

@@ -37,6 +37,7 @@ _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _STANDARD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _ALPHABET_CLASSES = bytes(ord("a") if byte in _STANDARD_ALPHABET else ord(".") for byte in range(256))
 _WHITESPACE = (b"\n", b"\r", b" ", b"\t")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
 def search(scan: ScanContext, stream: bytes, classes: bytes, where: Where, depth: int) -> None:
@@ -99,17 +100,24 @@ def _decode_stretch(scan: ScanContext, stretch: bytes, line_starts: list[int], w
 
 
 def _decoding_starts(stretch: bytes, line_starts: list[int]) -> list[int]:
-    """Offsets to decode from: the start; the first line start at each other alignment; and
-    the first characters at any alignment whose head decodes to a signature."""
+    """Offsets to decode from, at most one per alignment (an earlier start at the same
+    alignment decodes everything a later one would): the start; each alignment whose first
+    characters decode to something meaningful; else the first line start at that alignment."""
     starts = {0: 0}
+    for alignment in (1, 2, 3):
+        if _meaningful(_decode_from(stretch[: _HEAD_CHARS + alignment], alignment)):
+            starts[alignment] = alignment
     for line_start in line_starts:
-        starts.setdefault(line_start % 4, line_start)
         if len(starts) == 4:
             break
-    for alignment in (1, 2, 3):
-        if alignment not in starts and signatures.anywhere(_decode_from(stretch[: _HEAD_CHARS + alignment], alignment)):
-            starts[alignment] = alignment
+        starts.setdefault(line_start % 4, line_start)
     return sorted(starts.values())
+
+
+def _meaningful(head: bytes) -> bool:
+    """A signature, or text (base64 of base64, of JSON…): never what a wrong alignment
+    gives, which is random bytes (768 of them all ASCII: one chance in 2^768)."""
+    return signatures.anywhere(head) or (head.isascii() and not head.translate(None, _PRINTABLE))
 
 
 def _decode_from(stretch: bytes, begin: int) -> bytes:

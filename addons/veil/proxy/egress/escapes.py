@@ -6,8 +6,11 @@ needs, which ordinary text and URLs are not.
 """
 
 import binascii
+import functools
 import re
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .context import ScanContext, Where
 
@@ -15,57 +18,29 @@ from .context import ScanContext, Where
 # (whitespace, quotes, a form's '&'): an image's bytes run on through quantisation tables and
 # EXIF strings that stay literal for dozens of characters.
 _MIN_ESCAPES = 16
-
-_PERCENT = rb"%[0-9A-Fa-f]{2}"
-_PERCENT_REGION = re.compile(_PERCENT + rb"(?:[^%\s\"'<>&=]*" + _PERCENT + rb"){%d,}" % (_MIN_ESCAPES - 1))
-_PERCENT_NOT_BASE64 = re.compile(rb"%(?!2[bBfF0]|3[dD]|0[aAdD])[0-9A-Fa-f]{2}")
-
-# Quoted-printable leaves every printable byte and the line breaks of text literal (b2a_qp's
-# default): only a '=' that starts no escape ends a region.
-_QP = rb"=(?:[0-9A-Fa-f]{2}|\r?\n)"
-_QP_REGION = re.compile(_QP + rb"(?:[^=]*" + _QP + rb"){%d,}" % (_MIN_ESCAPES - 1))
-_QP_NOT_BASE64 = re.compile(rb"=(?!3[dD])[0-9A-Fa-f]{2}")
-
-_JSON = rb'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])'
-_JSON_REGION = re.compile(_JSON + rb'(?:[^"\\]*' + _JSON + rb"){%d,}" % (_MIN_ESCAPES - 1))
-_JSON_NOT_BASE64 = re.compile(rb"\\u(?!002[bBfF]|003[dD]|000[aAdD])[0-9a-fA-F]{4}|\\[bft\"\\]")
-_STRING_REACH = 4096  # how far back a region's opening quote is looked for
+_REACH = 4096  # how far a region is widened over the literal characters around it
 
 
-def search(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
-    if stream.count(b"%") >= _MIN_ESCAPES:
-        _decode_regions(scan, stream, _PERCENT_REGION, _PERCENT_NOT_BASE64, urllib.parse.unquote_to_bytes, "percent-encoded", where, depth)
-    if stream.count(b"=") >= _MIN_ESCAPES:
-        _decode_regions(scan, stream, _QP_REGION, _QP_NOT_BASE64, binascii.a2b_qp, "quoted-printable", where, depth)
-    if stream.count(b"\\") >= _MIN_ESCAPES:
-        _json_strings(scan, stream, where, depth)
+@dataclass(frozen=True)
+class _Escaping:
+    name: str
+    marker: bytes  # every escape starts with it: fewer than _MIN_ESCAPES of them, no search
+    escape: bytes  # one escape (a regex)
+    literal: bytes  # one character the encoding leaves as it is (a regex character class)
+    not_base64: re.Pattern  # an escape base64 text never needs (base64_runs handles the rest)
+    decode: Callable[[bytes], bytes]
 
+    @functools.cached_property
+    def region(self) -> re.Pattern:
+        return re.compile(self.escape + rb"(?:" + self.literal + rb"*" + self.escape + rb"){%d,}" % (_MIN_ESCAPES - 1))
 
-def _decode_regions(scan, stream, region_pattern, not_base64, decode, name, where, depth) -> None:
-    for region in region_pattern.finditer(stream):
-        if scan.out_of_time(where):
-            return
-        if not_base64.search(region.group()):
-            scan.descend(decode(region.group()), where + (f"{name} at byte {region.start():,}",), depth)
+    @functools.cached_property
+    def head(self) -> re.Pattern:
+        return re.compile(self.literal + rb"+\Z")
 
-
-def _json_strings(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
-    for region in _JSON_REGION.finditer(stream):
-        if scan.out_of_time(where):
-            return
-        if not _JSON_NOT_BASE64.search(region.group()):
-            continue
-        # Characters before the first escape and after the last belong to the value too
-        # (JSON.stringify leaves 0xFF as a literal 'ÿ'): take the string to its quotes when near.
-        quote = stream.rfind(b'"', max(0, region.start() - _STRING_REACH), region.start())
-        start = quote + 1 if quote >= 0 else region.start()
-        closing = stream.find(b'"', region.end(), region.end() + _STRING_REACH)
-        value = json_string_bytes(stream[start : closing if closing >= 0 else region.end()])
-        scan.descend(value, where + (f"JSON string at byte {start:,}",), depth)
-
-
-_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
-_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+    @functools.cached_property
+    def tail(self) -> re.Pattern:
+        return re.compile(self.literal + rb"*")
 
 
 def json_string_bytes(raw: bytes) -> bytes:
@@ -77,3 +52,63 @@ def json_string_bytes(raw: bytes) -> bytes:
         return text.encode("latin-1")
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass")
+
+
+_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+_ESCAPINGS = (
+    _Escaping(
+        "percent-encoded",
+        b"%",
+        rb"%[0-9A-Fa-f]{2}",
+        rb"[^%\s\"'<>&=]",  # what percent-encoding leaves as it is, and not what ends a value
+        re.compile(rb"%(?!2[bBfF0]|3[dD]|0[aAdD])[0-9A-Fa-f]{2}"),
+        urllib.parse.unquote_to_bytes,
+    ),
+    # Quoted-printable leaves every printable byte literal (and the line breaks of text, with
+    # b2a_qp's default): only a '=' that starts no escape ends a region. Soft line breaks count
+    # as not base64: text that is QP only for its long lines (a JSON document) is found only
+    # here, even if base64 wrapped this way is then decoded twice (and found once).
+    _Escaping(
+        "quoted-printable",
+        b"=",
+        rb"=(?:[0-9A-Fa-f]{2}|\r?\n)",
+        rb"[^=]",
+        re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n)"),
+        binascii.a2b_qp,
+    ),
+    # JSON strings: the characters before the first escape and after the last are the
+    # string's too (JSON.stringify leaves 0xFF as a literal 'ÿ'), up to its quotes.
+    _Escaping(
+        "JSON string",
+        b"\\",
+        rb'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])',
+        rb'[^"\\]',
+        re.compile(rb"\\u(?!002[bBfF]|003[dD]|000[aAdD])[0-9a-fA-F]{4}|\\[bft\"\\]"),
+        json_string_bytes,
+    ),
+)
+
+
+def search(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
+    for escaping in _ESCAPINGS:
+        if stream.count(escaping.marker) >= _MIN_ESCAPES:
+            _decode_regions(scan, stream, escaping, where, depth)
+
+
+def _decode_regions(scan: ScanContext, stream: bytes, escaping: _Escaping, where: Where, depth: int) -> None:
+    for region in escaping.region.finditer(stream):
+        if scan.out_of_time(where):
+            return
+        if escaping.not_base64.search(region.group()):
+            start, end = _widened(stream, region, escaping)
+            scan.descend(escaping.decode(stream[start:end]), where + (f"{escaping.name} at byte {start:,}",), depth)
+
+
+def _widened(stream: bytes, region: re.Match, escaping: _Escaping) -> tuple[int, int]:
+    """The region with the literal characters before its first escape and after its last:
+    they are the value's first and last bytes ("GIF89a" and a GIF's ';' need no escape)."""
+    head = escaping.head.search(stream, max(0, region.start() - _REACH), region.start())
+    tail = escaping.tail.match(stream, region.end(), region.end() + _REACH)
+    return (head.start() if head is not None else region.start()), tail.end()
