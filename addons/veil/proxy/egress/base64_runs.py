@@ -151,7 +151,8 @@ _MAX_PASSES = 3
 def undo_text_escapes(text: bytes) -> bytes:
     for _ in range(_MAX_PASSES):
         before = text
-        if b"\\" in text or b"%" in text:
+        # The shortcut would read \\u002B (an escaped backslash, then "u002B") as \+.
+        if (b"\\" in text or b"%" in text) and b"\\\\" not in text:
             for escape, character in _COMMON_ESCAPES:
                 if escape in text:
                     text = text.replace(escape, character)
