@@ -169,8 +169,9 @@ _REGULAR_FILES = (b"0", b"\x00", b"7")
 
 
 def open_tar(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
-    start = at - _USTAR_OFFSET
-    if start < 0 or not _valid_tar_header(stream, start):
+    """The archive whose first header is at `at` (its "ustar" magic is 257 bytes in)."""
+    start = at
+    if not _valid_tar_header(stream, start):
         return None
     here = where + (f"tar at byte {start:,}",)
     images_before = scan.images_found
