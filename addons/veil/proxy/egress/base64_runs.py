@@ -37,10 +37,13 @@ _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _STANDARD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _ALPHABET_CLASSES = bytes(ord("a") if byte in _STANDARD_ALPHABET else ord(".") for byte in range(256))
 _WHITESPACE = (b"\n", b"\r", b" ", b"\t")
+_NOT_PLAIN = (*_WHITESPACE, b"\\", b"%")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
-def search(scan: ScanContext, stream: bytes, classes: bytes, where: Where, depth: int) -> None:
+def search(scan: ScanContext, stream: bytes, classes: bytes, offset: int, where: Where, depth: int) -> None:
+    """Every run in stream[offset : offset + len(classes)]; `classes` is that span's
+    scanner.CLASS_TABLE translation."""
     needle = b"a" * _MIN_PIECE
     pos = 0
     while (start := classes.find(needle, pos)) >= 0:
@@ -48,7 +51,7 @@ def search(scan: ScanContext, stream: bytes, classes: bytes, where: Where, depth
             return
         end = _run_end(classes, start)
         if end - start >= MIN_BASE64_CHARS:
-            _search_run(scan, stream[start:end], start, where, depth)
+            _search_run(scan, stream[offset + start : offset + end], offset + start, where, depth)
         pos = end
 
 
@@ -64,15 +67,28 @@ def _run_end(classes: bytes, start: int) -> int:
 
 
 def _search_run(scan: ScanContext, run: bytes, offset: int, where: Where, depth: int) -> None:
-    text = undo_text_escapes(run)
-    joined, line_starts = _join_lines(text)
+    if _is_plain(run):  # the common case, a JSON string of base64: no copies beyond this one
+        joined, line_starts, stretches = run, [], [(0, len(run) - _padding(run))]
+    else:
+        joined, line_starts = _join_lines(undo_text_escapes(run))
+        stretches = _stretches(joined)
     if b"-" in joined or b"_" in joined:
         joined = joined.translate(_URLSAFE_TO_STANDARD)
-    for stretch in _stretches(joined):
+    for stretch in stretches:
         start, end = stretch
         inner_line_starts = line_starts[bisect.bisect_right(line_starts, start) : bisect.bisect_left(line_starts, end)]
         label = f"base64 at byte {offset:,}" if start == 0 else f"base64 at byte {offset:,} (from character {start:,})"
         _decode_stretch(scan, joined[start:end], [b - start for b in inner_line_starts], where + (label,), depth)
+
+
+def _is_plain(run: bytes) -> bool:
+    """Nothing but the alphabet and final padding: no escape, no line break, no space."""
+    return not any(character in run for character in _NOT_PLAIN) and _padding(run) == run.count(b"=")
+
+
+def _padding(run: bytes) -> int:
+    """How many '=' end the run (counted from its tail: never a copy of a long run)."""
+    return len(run[-4:]) - len(run[-4:].rstrip(b"="))
 
 
 def _join_lines(text: bytes) -> tuple[bytes, list[int]]:
@@ -160,7 +176,7 @@ def undo_text_escapes(text: bytes) -> bytes:
             text = _JSON_ESCAPE.sub(_json_character, text)
         if b"%" in text:
             text = _PERCENT_ESCAPE.sub(lambda escape: bytes.fromhex(escape.group(1).decode()), text)
-        if b"=" in text:
+        if _has_inner_equals(text):
             text = _undo_quoted_printable(text)
         if text == before:
             break
@@ -171,6 +187,12 @@ def _json_character(escape: re.Match) -> bytes:
     if escape.group(1) is None:
         return _JSON_SHORT[escape.group(2)]
     return chr(int(escape.group(1), 16)).encode("utf-8", "surrogatepass")
+
+
+def _has_inner_equals(text: bytes) -> bool:
+    """A '=' that is not final padding: quoted-printable (padding alone needs no decoding)."""
+    first = text.find(b"=")
+    return first >= 0 and bool(text[first:].strip(b"= \t\r\n"))
 
 
 def _undo_quoted_printable(text: bytes) -> bytes:

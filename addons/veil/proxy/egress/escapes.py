@@ -24,7 +24,7 @@ _REACH = 4096  # how far a region is widened over the literal characters around 
 @dataclass(frozen=True)
 class _Escaping:
     name: str
-    marker: bytes  # every escape starts with it: fewer than _MIN_ESCAPES of them, no search
+    marker: bytes  # the character every escape starts with
     escape: bytes  # one escape (a regex)
     literal: bytes  # one character the encoding leaves as it is (a regex character class)
     not_base64: re.Pattern  # an escape base64 text never needs (base64_runs handles the rest)
@@ -91,14 +91,17 @@ _ESCAPINGS = (
 )
 
 
-def search(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
+def search(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
+    """Every escaped region in stream[start:end]."""
     for escaping in _ESCAPINGS:
-        if stream.count(escaping.marker) >= _MIN_ESCAPES:
-            _decode_regions(scan, stream, escaping, where, depth)
+        # memchr-fast: most bodies have no escape character at all
+        first = stream.find(escaping.marker, start, end)
+        if first >= 0:
+            _decode_regions(scan, stream, escaping, first, end, where, depth)
 
 
-def _decode_regions(scan: ScanContext, stream: bytes, escaping: _Escaping, where: Where, depth: int) -> None:
-    for region in escaping.region.finditer(stream):
+def _decode_regions(scan: ScanContext, stream: bytes, escaping: _Escaping, start: int, end: int, where: Where, depth: int) -> None:
+    for region in escaping.region.finditer(stream, start, end):
         if scan.out_of_time(where):
             return
         if escaping.not_base64.search(region.group()):

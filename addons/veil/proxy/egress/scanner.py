@@ -11,9 +11,9 @@ from .model import Finding, ScanLimits, ScanResult
 
 SEPARATOR = " → "
 
-# One translation of a stream serves two layers: base64_runs looks for long runs of "a"
-# (the base64 alphabets plus the escapes that may sit inside a run), signatures needs to
-# know whether any control byte ("c") is present at all.
+# One translation of a stream serves two purposes: base64_runs looks for long runs of "a"
+# (the base64 alphabets plus the escapes that may sit inside a run), and a control byte
+# ("c") anywhere makes the stream binary for signatures.
 _RUN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_\\%=\r\n"
 _CONTROL_BYTES = bytes(set(range(0x20)) - {0x09, 0x0A, 0x0D}) + b"\x7f"
 
@@ -51,10 +51,16 @@ class Scan:
     def walk(self, stream: bytes, where: Where, depth: int) -> None:
         if self.out_of_time(where):
             return
-        classes = stream.translate(CLASS_TABLE)
-        signatures.search(self, stream, where, depth, binary=b"c" in classes)
-        base64_runs.search(self, stream, classes, where, depth)
-        escapes.search(self, stream, where, depth)
+        # A NUL (memchr-fast) settles "binary" at once; otherwise the translation is needed
+        # anyway, for base64_runs.
+        classes = None if b"\x00" in stream else stream.translate(CLASS_TABLE)
+        binary = classes is None or b"c" in classes
+        pixel_data = signatures.search(self, stream, binary, where, depth)
+        for start, end in _outside(pixel_data, len(stream)):
+            whole = start == 0 and end == len(stream)
+            span_classes = classes if whole and classes is not None else stream[start:end].translate(CLASS_TABLE)
+            base64_runs.search(self, stream, span_classes, start, where, depth)
+            escapes.search(self, stream, start, end, where, depth)
 
     def descend(self, child: bytes, where: Where, depth: int) -> None:
         """Search a decoded stream one layer down, or report that it is one layer too deep."""
@@ -110,6 +116,18 @@ class Scan:
         if self.members == self.limits.max_members + 1:  # reported once, where the scan stopped opening
             self.opaque("members", where, f"more than {self.limits.max_members:,} archive members or PDF streams")
         return False
+
+
+def _outside(ranges: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    """The spans of [0, length) outside the (sorted, possibly overlapping) ranges."""
+    spans, pos = [], 0
+    for start, end in ranges:
+        if start > pos:
+            spans.append((pos, start))
+        pos = max(pos, end)
+    if pos < length:
+        spans.append((pos, length))
+    return spans
 
 
 def location(where: Where) -> str:

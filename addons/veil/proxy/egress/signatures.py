@@ -38,29 +38,41 @@ _SIGNATURES: tuple[tuple[str, bytes | re.Pattern, int], ...] = (
     ("tar", b"ustar", 257),
 )
 _LONGEST = 16  # bytes any needle spans: windows overlap by this much
-# Every binary format has control bytes (below 0x20) somewhere in its header or structure
-# (segment lengths, box sizes, the PNG signature itself), so a stream with none at all can
-# only hold the formats that can be pure text: PNM and PDF.
-_TEXT = tuple(signature for signature in _SIGNATURES if signature[0] == "pdf" or not isinstance(signature[1], bytes))
 _WINDOW = 256 * 1024
+
+# Which needles can start where no control byte (below 0x20) follows soon. Every binary
+# format has one within its first few hundred bytes (segment lengths, box and chunk sizes,
+# the PNG signature itself, tar's NUL-terminated magic), except JPEG and GIF, whose comment
+# segments and extension blocks can chain printable bytes for as long as a writer likes.
+# So a stream without a control byte can only hold the formats that can be pure text (PNM,
+# PDF), and a window without one (nor in the _CONTROL_REACH bytes after it) only those and
+# JPEG and GIF: the rest of the needles are not searched there.
+_CONTROL_REACH = 512
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TEXT_FORMATS = frozenset({"pdf"})
+_TEXT = tuple(signature for signature in _SIGNATURES if signature[0] in _TEXT_FORMATS or not isinstance(signature[1], bytes))
+_TEXT_WINDOW = _TEXT + tuple(signature for signature in _SIGNATURES if signature[1] in (b"\xff\xd8\xff", b"GIF8"))
 
 _CONTAINERS = {"zip": archives.open_zip, "gzip": archives.open_gzip, "tar": archives.open_tar, "pdf": pdf.open_pdf}
 
 
-def search(scan: ScanContext, stream: bytes, where: Where, depth: int, binary: bool) -> None:
-    signatures = _SIGNATURES if binary else _TEXT
+def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: int) -> list[tuple[int, int]]:
+    """Report every image and container in `stream` (`binary`: it has a control byte);
+    returns the pixel data of the images found, sorted, which the other layers skip too."""
     skips: list[tuple[int, int]] = []  # pixel data of images found: nothing a service would unpack
     pos = 0
     while (pos := _past_skips(pos, skips)) < len(stream):
         window_end = min(pos + _WINDOW, _next_skip_start(pos, skips, len(stream)))
+        signatures = _TEXT if not binary else _SIGNATURES if _CONTROL.search(stream, pos, window_end + _CONTROL_REACH) else _TEXT_WINDOW
         done = pos  # containers move it past themselves
         for at, kind in _hits(signatures, stream, pos, window_end):
             if at < done or _inside(at, skips):
                 continue
             if scan.out_of_time(where):
-                return
+                return skips
             done = max(done, _handle(scan, stream, kind, at, where, depth, skips))
         pos = max(window_end, done)
+    return skips
 
 
 def _hits(signatures, stream: bytes, start: int, end: int) -> list[tuple[int, str]]:
