@@ -51,7 +51,7 @@ def search(scan: ScanContext, stream: bytes, classes: bytes, offset: int, where:
             return
         end = _run_end(classes, start)
         if end - start >= MIN_BASE64_CHARS:
-            _search_run(scan, stream[offset + start : offset + end], offset + start, where, depth)
+            _search_run(scan, stream, offset + start, offset + end, where, depth)
         pos = end
 
 
@@ -66,29 +66,36 @@ def _run_end(classes: bytes, start: int) -> int:
     return end
 
 
-def _search_run(scan: ScanContext, run: bytes, offset: int, where: Where, depth: int) -> None:
-    if _is_plain(run):  # the common case, a JSON string of base64: no copies beyond this one
-        joined, line_starts, stretches = run, [], [(0, len(run) - _padding(run))]
+def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
+    if _is_plain(stream, start, end):  # the common case, a JSON string of base64: decoded from a view, not a copy
+        joined: bytes | memoryview = memoryview(stream)[start : end - _padding(stream, start, end)]
+        line_starts: list[int] = []
+        if stream.find(b"-", start, end) >= 0 or stream.find(b"_", start, end) >= 0:
+            joined = bytes(joined).translate(_URLSAFE_TO_STANDARD)
+        stretches = [(0, len(joined))] if len(joined) >= MIN_BASE64_CHARS else []
     else:
-        joined, line_starts = _join_lines(undo_text_escapes(run))
+        joined, line_starts = _join_lines(undo_text_escapes(stream[start:end]))
+        if b"-" in joined or b"_" in joined:
+            joined = joined.translate(_URLSAFE_TO_STANDARD)
         stretches = _stretches(joined)
-    if b"-" in joined or b"_" in joined:
-        joined = joined.translate(_URLSAFE_TO_STANDARD)
-    for stretch in stretches:
-        start, end = stretch
-        inner_line_starts = line_starts[bisect.bisect_right(line_starts, start) : bisect.bisect_left(line_starts, end)]
-        label = f"base64 at byte {offset:,}" if start == 0 else f"base64 at byte {offset:,} (from character {start:,})"
-        _decode_stretch(scan, joined[start:end], [b - start for b in inner_line_starts], where + (label,), depth)
+    for stretch_start, stretch_end in stretches:
+        inner_line_starts = line_starts[bisect.bisect_right(line_starts, stretch_start) : bisect.bisect_left(line_starts, stretch_end)]
+        label = f"base64 at byte {start:,}" + (f" (from character {stretch_start:,})" if stretch_start else "")
+        relative_line_starts = [line_start - stretch_start for line_start in inner_line_starts]
+        _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, where + (label,), depth)
 
 
-def _is_plain(run: bytes) -> bool:
+def _is_plain(stream: bytes, start: int, end: int) -> bool:
     """Nothing but the alphabet and final padding: no escape, no line break, no space."""
-    return not any(character in run for character in _NOT_PLAIN) and _padding(run) == run.count(b"=")
+    if any(stream.find(character, start, end) >= 0 for character in _NOT_PLAIN):
+        return False
+    return stream.count(b"=", start, end) == _padding(stream, start, end)
 
 
-def _padding(run: bytes) -> int:
+def _padding(stream: bytes, start: int, end: int) -> int:
     """How many '=' end the run (counted from its tail: never a copy of a long run)."""
-    return len(run[-4:]) - len(run[-4:].rstrip(b"="))
+    tail = stream[max(start, end - 4) : end]
+    return len(tail) - len(tail.rstrip(b"="))
 
 
 def _join_lines(text: bytes) -> tuple[bytes, list[int]]:
@@ -131,17 +138,21 @@ def _decoding_starts(stretch: bytes, line_starts: list[int]) -> list[int]:
 
 
 def _meaningful(head: bytes) -> bool:
-    """A signature, or text (base64 of base64, of JSON…): never what a wrong alignment
-    gives, which is random bytes (768 of them all ASCII: one chance in 2^768)."""
-    return signatures.anywhere(head) or (head.isascii() and not head.translate(None, _PRINTABLE))
+    """A signature, or text (base64 of base64, of JSON…) at least in its second half (the
+    first may be the stray characters glued in front): never what a wrong alignment gives,
+    which is random bytes (384 of them all printable: one chance in 2^550)."""
+    tail = head[len(head) // 2 :]
+    return signatures.anywhere(head) or (tail.isascii() and not tail.translate(None, _PRINTABLE))
 
 
-def _decode_from(stretch: bytes, begin: int) -> bytes:
+def _decode_from(stretch: bytes | memoryview, begin: int) -> bytes:
     usable = stretch[begin:]
     remainder = len(usable) % 4
-    if remainder == 1:  # one character is not a byte: drop it
-        usable, remainder = usable[:-1], 0
-    return binascii.a2b_base64(usable + b"=" * (-remainder % 4))
+    whole = len(usable) - remainder
+    decoded = binascii.a2b_base64(usable[:whole])
+    if remainder >= 2:  # unpadded: one or two bytes more (a lone last character is no byte)
+        decoded += binascii.a2b_base64(bytes(usable[whole:]) + b"=" * (4 - remainder))
+    return decoded
 
 
 # ---------------------------------------------------------------------------------------
