@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
 
-import piexif  # noqa: E402
-from PIL import Image  # noqa: E402
+import piexif
+from PIL import Image
 
-from veil.clean.core import sanitise  # noqa: E402
-from veil.clean.options import FaceMode, SanitiseOptions  # noqa: E402
-from veil.proxy.egress import scan  # noqa: E402
+from veil.clean.core import sanitise
+from veil.clean.options import FaceMode, SanitiseOptions
+from veil.proxy.egress import scan
 
 MB = 1_000_000
 TARGET_RATIO = 0.05
@@ -63,7 +63,10 @@ def chat_text(length: int) -> str:
 def json_with_photo(total: int, image: bytes) -> Body:
     encoded = base64.b64encode(image).decode()
     filler = max(0, total - len(encoded) - 300)
-    content = [{"type": "text", "text": chat_text(filler)}, {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + encoded}}]
+    content = [
+        {"type": "text", "text": chat_text(filler)},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + encoded}},
+    ]
     data = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}).encode()
     return Body(f"{len(data) / MB:.0f} MB JSON, one base64 photo ({len(image) / MB:.1f} MB)", data, (image,))
 

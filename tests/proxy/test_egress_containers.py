@@ -148,7 +148,9 @@ def pdf(objects: list[bytes], trailer: bytes = b"<< /Root 1 0 R >>") -> bytes:
 
 
 def image_xobject(data: bytes, filters: bytes, width: int = 48, height: int = 32) -> bytes:
-    dictionary = b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter %s /Length %d >>"
+    dictionary = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter %s /Length %d >>"
+    )
     return dictionary % (width, height, filters, len(data)) + b"\nstream\n" + data + b"\nendstream"
 
 

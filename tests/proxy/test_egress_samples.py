@@ -13,7 +13,6 @@ import zipfile
 
 import pillow_heif
 from fixtures import exif_bytes, picture
-from PIL import Image
 
 pillow_heif.register_heif_opener()
 
@@ -39,7 +38,11 @@ def clean_jpeg(seed: int = 5) -> bytes:
 
 def chat_body(text: bytes) -> bytes:
     """An OpenAI-style chat request with `text` as the image URL's string contents."""
-    return b'{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"' + text + b'"}}]}]}'
+    return (
+        b'{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"'
+        + text
+        + b'"}}]}]}'
+    )
 
 
 def b64(data: bytes) -> bytes:

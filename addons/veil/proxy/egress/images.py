@@ -7,6 +7,7 @@ Veil recognises but cannot clean (JPEG 2000, JPEG XL, BigTIFF…) are confirmed 
 envelopes' wider magic test: they must be found all the same.
 """
 
+import collections
 import struct
 from dataclasses import dataclass
 
@@ -103,10 +104,8 @@ def _bounded_png_scan(view: memoryview) -> int:
 
 
 def _gif_structure(view: memoryview) -> tuple[int, list]:
-    last = None
-    for last in gif.iter_blocks(view):
-        pass
-    return last.end, []
+    (trailer,) = collections.deque(gif.iter_blocks(view), maxlen=1)  # walked to the end: the trailer
+    return trailer.end, []
 
 
 def _riff_structure(view: memoryview) -> tuple[int | None, list]:

@@ -78,7 +78,10 @@ def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: 
 def _hits(signatures, stream: bytes, start: int, end: int) -> list[tuple[int, str]]:
     """(file start, kind) of every needle found in [start, end), in order of file start."""
     reach = min(len(stream), end + _LONGEST)
-    found = [[(at - offset, kind) for at in _needles(stream, needle, start, reach) if at < end and at >= offset] for kind, needle, offset in signatures]
+    found = [
+        [(at - offset, kind) for at in _needles(stream, needle, start, reach) if at < end and at >= offset]
+        for kind, needle, offset in signatures
+    ]
     return list(heapq.merge(*found))
 
 
