@@ -47,6 +47,9 @@ ENCODED_BODIES = {
     "base64 after a leading space": chat_body(b" " + b64(PHOTO)),
     "base64 split by spaces": chat_body(b" ".join(b64(PHOTO)[at : at + 76] for at in range(0, len(b64(PHOTO)), 76))),
     "base64 after text on an earlier line": b"file: photo\r\n" + base64.encodebytes(PHOTO),
+    "hex": b'{"hex":"' + PHOTO.hex().encode() + b'"}',
+    "hex, upper case, in lines, after a stray digit": b"7"
+    + b"\n".join(PHOTO.hex().upper().encode()[at : at + 64] for at in range(0, len(PHOTO) * 2, 64)),
     "percent-encoded bytes": b"photo=" + urllib.parse.quote_from_bytes(PHOTO).encode(),
     "quoted-printable bytes": b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + binascii.b2a_qp(PHOTO, istext=False),
     "JSON string of bytes, \\u escapes": b'{"bytes":' + json.dumps(PHOTO.decode("latin-1")).encode() + b"}",

@@ -2,8 +2,10 @@
 with what they hold, and what cannot be opened is reported as opaque with a reason."""
 
 import base64
+import bz2
 import gzip
 import io
+import lzma
 import tarfile
 import zipfile
 import zlib
@@ -191,3 +193,21 @@ def test_a_pdf_stream_with_a_filter_veil_does_not_decode_is_opaque():
 def test_a_clean_output_inside_nothing_is_accounted_for():
     produced = clean_jpeg()
     assert unaccounted(scan(b"raw:" + produced), [produced]) == []
+
+
+# ---------------------------------------------------------------------------------------
+# Other compressions and archives
+
+
+def test_compressed_then_base64_is_found_for_zlib_bzip2_and_xz():
+    for name, compress in (("zlib", zlib.compress), ("bzip2", bz2.compress), ("xz", lzma.compress)):
+        result = scan(chat_body(base64.b64encode(compress(PHOTO))))
+        image = only(result.findings, kind="image")
+        assert f"→ {name} at byte 0 → jpeg at byte 0" in image.location and bytes(image.data) == PHOTO
+        assert only(result.findings, kind="document").format == name
+
+
+def test_a_7z_or_rar_archive_is_opaque():
+    for magic, name in ((b"7z\xbc\xaf\x27\x1c\x00\x04", "7z"), (b"Rar!\x1a\x07\x01\x00", "rar")):
+        opaque = only(scan(b"upload:" + magic + bytes(200)).findings, kind="opaque")
+        assert (opaque.format, opaque.location) == (name, f"{name} at byte 7")

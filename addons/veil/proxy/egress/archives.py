@@ -11,7 +11,7 @@ local headers are what sits in the bytes.
 import struct
 
 from .context import ScanContext, Where
-from .inflate import GZIP, RAW_DEFLATE, inflate
+from .inflate import GZIP, RAW_DEFLATE, ZLIB, Inflated, decompress_bzip2, decompress_xz, inflate
 
 # A hit shorter than this was never a container worth a report: a random "PK\3\4" or
 # gzip magic in other data decodes to a few bytes of garbage at most (and an image
@@ -158,6 +158,51 @@ def _plausible_gzip_header(stream: bytes, at: int) -> bool:
         and header[8] in (0, 2, 4)
         and header[9] in _GZIP_OS_VALUES
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Other compressed streams: bzip2 and xz anywhere (their signatures are long), zlib only at
+# the start of a stream (its two-byte header is too short to trust anywhere else; "compress,
+# then base64" puts it exactly there).
+
+
+def open_bzip2(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
+    return _open_compressed(scan, stream, at, where, depth, "bzip2", decompress_bzip2)
+
+
+def open_xz(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int | None:
+    return _open_compressed(scan, stream, at, where, depth, "xz", decompress_xz)
+
+
+def open_zlib_at_start(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
+    """A zlib stream that is the whole stream (or starts it): CM 8, a window of at most
+    32 KiB, no preset dictionary, and the header checksum."""
+    if len(stream) >= 2 and stream[0] & 0x0F == 8 and stream[0] >> 4 <= 7 and not stream[1] & 0x20 and int.from_bytes(stream[:2]) % 31 == 0:
+        _open_compressed(scan, stream, 0, where, depth, "zlib", lambda scan, data: inflate(scan, data, ZLIB))
+
+
+def _open_compressed(scan, stream: bytes, at: int, where: Where, depth: int, name: str, decode) -> int | None:
+    inflated: Inflated = decode(scan, memoryview(stream)[at:])
+    if inflated.problem and len(inflated.data) < _MIN_OUTPUT:
+        return None  # the magic by chance, not a stream
+    here = (*where, f"{name} at byte {at:,}")
+    images_before = scan.images_found
+    if inflated.problem:
+        scan.opaque(name, here, inflated.problem)
+    scan.descend(inflated.data, here, depth)
+    scan.document(name, here, scan.images_found - images_before)
+    return at + inflated.consumed
+
+
+# ---------------------------------------------------------------------------------------
+# Archives Veil does not open: reported, so the caller's opaque_files policy decides.
+
+_UNOPENED = {b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!\x1a\x07": "rar"}
+
+
+def report_unopened(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> None:
+    name = next(name for magic, name in _UNOPENED.items() if stream.startswith(magic, at))
+    scan.opaque(name, (*where, f"{name} at byte {at:,}"), f"{name} archives are not opened by Veil")
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from .context import ScanContext, Where
 # can hold a face or identifying metadata (a 1×1 PNG alone is 67 bytes, an EXIF block with a
 # GPS position over 100), longer than the hashes, ids and tokens in ordinary requests.
 MIN_BASE64_CHARS = 80
-_MIN_PIECE = 40  # one unbroken stretch of run characters to start a run at
+MIN_HEX_CHARS = 120  # the same 60 bytes, written as hex digits
+_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
+_MIN_PIECE = 24  # one unbroken stretch of run characters to start a run at
 _MIN_SPACED_PIECE = 16  # lines joined by spaces (header folding): longer than nearly every word
 _HEAD_CHARS = 1024  # decoded at every alignment to test for a signature
 
@@ -82,7 +84,18 @@ def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: W
         inner_line_starts = line_starts[bisect.bisect_right(line_starts, stretch_start) : bisect.bisect_left(line_starts, stretch_end)]
         label = f"base64 at byte {start:,}" + (f" (from character {stretch_start:,})" if stretch_start else "")
         relative_line_starts = [line_start - stretch_start for line_start in inner_line_starts]
-        _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, where + (label,), depth)
+        _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, (*where, label), depth)
+        _decode_hex(scan, joined[stretch_start:stretch_end], (*where, label.replace("base64", "hex", 1)), depth)
+
+
+def _decode_hex(scan: ScanContext, stretch: bytes | memoryview, where: Where, depth: int) -> None:
+    """Hex digits are base64 characters too: a stretch of nothing else is decoded as hex as
+    well, from both alignments (a stray digit in front shifts every byte)."""
+    if len(stretch) < MIN_HEX_CHARS or _NOT_HEX.search(stretch):
+        return
+    for begin in (0, 1):
+        usable = stretch[begin : begin + (len(stretch) - begin) // 2 * 2]
+        scan.descend(binascii.unhexlify(usable), (*where, "from character 1") if begin else where, depth)
 
 
 def _is_plain(stream: bytes, start: int, end: int) -> bool:

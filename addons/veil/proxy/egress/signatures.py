@@ -36,6 +36,10 @@ _SIGNATURES: tuple[tuple[str, bytes | re.Pattern, int], ...] = (
     ("gzip", b"\x1f\x8b\x08", 0),
     ("pdf", b"%PDF-", 0),
     ("tar", b"ustar", 257),
+    ("bzip2", b"1AY&SY", 4),  # "BZh", the block size, then the first block's magic
+    ("xz", b"\xfd7zXZ\x00", 0),
+    ("unopened", b"7z\xbc\xaf\x27\x1c", 0),
+    ("unopened", b"Rar!\x1a\x07", 0),
 )
 _LONGEST = 16  # bytes any needle spans: windows overlap by this much
 _WINDOW = 256 * 1024
@@ -53,13 +57,23 @@ _TEXT_FORMATS = frozenset({"pdf"})
 _TEXT = tuple(signature for signature in _SIGNATURES if signature[0] in _TEXT_FORMATS or not isinstance(signature[1], bytes))
 _TEXT_WINDOW = _TEXT + tuple(signature for signature in _SIGNATURES if signature[1] in (b"\xff\xd8\xff", b"GIF8"))
 
-_CONTAINERS = {"zip": archives.open_zip, "gzip": archives.open_gzip, "tar": archives.open_tar, "pdf": pdf.open_pdf}
+_CONTAINERS = {
+    "zip": archives.open_zip,
+    "gzip": archives.open_gzip,
+    "tar": archives.open_tar,
+    "pdf": pdf.open_pdf,
+    "bzip2": archives.open_bzip2,
+    "xz": archives.open_xz,
+    "unopened": archives.report_unopened,
+}
 
 
 def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: int) -> list[tuple[int, int]]:
     """Report every image and container in `stream` (`binary`: it has a control byte);
     returns the pixel data of the images found, sorted, which the other layers skip too."""
     skips: list[tuple[int, int]] = []  # pixel data of images found: nothing a service would unpack
+    if binary:
+        archives.open_zlib_at_start(scan, stream, where, depth)
     pos = 0
     while (pos := _past_skips(pos, skips)) < len(stream):
         window_end = min(pos + _WINDOW, _next_skip_start(pos, skips, len(stream)))
