@@ -10,6 +10,7 @@ import json
 import struct
 import urllib.parse
 import zipfile
+import zlib
 
 import pillow_heif
 from fixtures import exif_bytes, picture
@@ -63,6 +64,8 @@ BYTE_ENCODINGS = {
     "percent-encoded bytes": lambda data: urllib.parse.quote_from_bytes(data).encode(),
     "quoted-printable bytes": lambda data: binascii.b2a_qp(data, istext=False),  # istext would not round-trip CR bytes
     "JSON string of bytes": lambda data: json.dumps(data.decode("latin-1")).encode(),
+    "hex": lambda data: data.hex().encode(),
+    "zlib, then base64": lambda data: b64(zlib.compress(data)),  # zlib is only looked for where a stream starts
     "gzip": lambda data: gzip.compress(data, mtime=0),
     "zip": lambda data: zip_of({"photo.jpg": data}),
 }

@@ -174,11 +174,29 @@ def open_xz(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int)
     return _open_compressed(scan, stream, at, where, depth, "xz", decompress_xz)
 
 
+_ZLIB_REACH = 8
+
+
+def _looks_like_zlib(data: bytes) -> bool:
+    """A zlib header: deflate, a window of at most 32 KiB, no preset dictionary, and the
+    header's own checksum."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and not data[1] & 0x20 and int.from_bytes(data[:2]) % 31 == 0
+
+
 def open_zlib_at_start(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
-    """A zlib stream that is the whole stream (or starts it): CM 8, a window of at most
-    32 KiB, no preset dictionary, and the header checksum."""
-    if len(stream) >= 2 and stream[0] & 0x0F == 8 and stream[0] >> 4 <= 7 and not stream[1] & 0x20 and int.from_bytes(stream[:2]) % 31 == 0:
-        _open_compressed(scan, stream, 0, where, depth, "zlib", lambda scan, data: inflate(scan, data, ZLIB))
+    """A zlib stream that is the whole stream or starts it, give or take the few bytes that
+    stray characters glued in front of its base64 decode to."""
+    for at in zlib_headers_near_start(stream):
+        if _open_compressed(scan, stream, at, where, depth, "zlib", _inflate_zlib) is not None:
+            return
+
+
+def zlib_headers_near_start(data: bytes) -> list[int]:
+    return [at for at in range(min(_ZLIB_REACH, len(data) - 1)) if _looks_like_zlib(data[at : at + 2])]
+
+
+def _inflate_zlib(scan: ScanContext, data: memoryview) -> Inflated:
+    return inflate(scan, data, ZLIB)
 
 
 def _open_compressed(scan, stream: bytes, at: int, where: Where, depth: int, name: str, decode) -> int | None:

@@ -19,7 +19,7 @@ import bisect
 import itertools
 import re
 
-from . import signatures
+from . import archives, signatures
 from .context import ScanContext, Where
 
 # Shorter stretches are not decoded. 80 characters are 60 bytes: smaller than any image that
@@ -28,6 +28,8 @@ from .context import ScanContext, Where
 MIN_BASE64_CHARS = 80
 MIN_HEX_CHARS = 120  # the same 60 bytes, written as hex digits
 _NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]{%d,}" % MIN_HEX_CHARS)
+_HEX_SAMPLE, _HEX_SAMPLE_STRAYS = 256, 4
 _MIN_PIECE = 24  # one unbroken stretch of run characters to start a run at
 _MIN_SPACED_PIECE = 16  # lines joined by spaces (header folding): longer than nearly every word
 _HEAD_CHARS = 1024  # decoded at every alignment to test for a signature
@@ -85,17 +87,22 @@ def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: W
         label = f"base64 at byte {start:,}" + (f" (from character {stretch_start:,})" if stretch_start else "")
         relative_line_starts = [line_start - stretch_start for line_start in inner_line_starts]
         _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, (*where, label), depth)
-        _decode_hex(scan, joined[stretch_start:stretch_end], (*where, label.replace("base64", "hex", 1)), depth)
+        _decode_hex(scan, joined[stretch_start:stretch_end], (*where, f"text at byte {start:,}"), depth)
 
 
 def _decode_hex(scan: ScanContext, stretch: bytes | memoryview, where: Where, depth: int) -> None:
-    """Hex digits are base64 characters too: a stretch of nothing else is decoded as hex as
-    well, from both alignments (a stray digit in front shifts every byte)."""
-    if len(stretch) < MIN_HEX_CHARS or _NOT_HEX.search(stretch):
+    """Hex digits are base64 characters too: long runs of nothing else in a stretch that is
+    mostly hex are decoded as hex as well, from both alignments (a stray digit in front
+    shifts every byte). Base64 has a non-hex character every few: it is turned away on its
+    first few hundred characters, never searched end to end."""
+    if len(_NOT_HEX.findall(stretch[:_HEX_SAMPLE])) > _HEX_SAMPLE_STRAYS:
         return
-    for begin in (0, 1):
-        usable = stretch[begin : begin + (len(stretch) - begin) // 2 * 2]
-        scan.descend(binascii.unhexlify(usable), (*where, "from character 1") if begin else where, depth)
+    for run in _HEX_RUN.finditer(stretch):
+        digits = run.group()
+        for begin in (0, 1):
+            usable = digits[begin : begin + (len(digits) - begin) // 2 * 2]
+            label = f"hex from character {run.start() + begin:,}" if run.start() + begin else "hex"
+            scan.descend(binascii.unhexlify(usable), (*where, label), depth)
 
 
 def _is_plain(stream: bytes, start: int, end: int) -> bool:
@@ -151,11 +158,12 @@ def _decoding_starts(stretch: bytes, line_starts: list[int]) -> list[int]:
 
 
 def _meaningful(head: bytes) -> bool:
-    """A signature, or text (base64 of base64, of JSON…) at least in its second half (the
-    first may be the stray characters glued in front): never what a wrong alignment gives,
-    which is random bytes (384 of them all printable: one chance in 2^550)."""
+    """A signature, a zlib header, or text (base64 of base64, of JSON…) at least in its
+    second half (the first may be the stray characters glued in front): never what a wrong
+    alignment gives, which is random bytes (384 of them all printable: one chance in 2^550;
+    a zlib header in its first bytes by chance: one in ~250, and then one more decode)."""
     tail = head[len(head) // 2 :]
-    return signatures.anywhere(head) or (tail.isascii() and not tail.translate(None, _PRINTABLE))
+    return signatures.anywhere(head) or archives.zlib_headers_near_start(head) or (tail.isascii() and not tail.translate(None, _PRINTABLE))
 
 
 def _decode_from(stretch: bytes | memoryview, begin: int) -> bytes:
