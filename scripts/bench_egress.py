@@ -86,6 +86,15 @@ def text_only(total: int) -> Body:
     return Body(f"{len(data) / MB:.0f} MB JSON text, no image", data, ())
 
 
+def code_chat(total: int) -> Body:
+    """A chat about code: thousands of JSON escapes (\\n, \\", \\u2019) and no image."""
+    snippet = 'def main():\n\tprint("hello, \\"world\\"")  # café ’quoted’\n\tpath = "C:\\\\Users"; x=10\n'
+    turn = {"role": "user", "content": snippet * 40}
+    turns = [turn] * (total // len(json.dumps(turn)))
+    data = json.dumps({"messages": turns}).encode()
+    return Body(f"{len(data) / MB:.0f} MB JSON chat about code (escapes), no image", data, ())
+
+
 def docx_like(images: list[bytes]) -> Body:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -140,6 +149,7 @@ def main() -> None:
         json_with_photo(10 * MB, large),
         multipart_with_photo(10 * MB, large),
         text_only(5 * MB),
+        code_chat(5 * MB),
         docx_like([photo((1600, 1200), seed) for seed in range(5)]),  # ~1.2 MB each
     ]
     print(f"Egress scan, {repeat} runs per body (cleaning: sanitise strip-only, same run).\n")

@@ -166,6 +166,13 @@ def test_an_ordinary_chat_request_holds_no_findings():
     assert scan(body).findings == ()
 
 
+def test_a_chat_request_full_of_code_and_escapes_holds_no_findings():
+    snippet = 'def main():\n\tprint("hello, \\"world\\"")  # café ’quoted’ 100%\n\tpath = "C:\\\\Users"; x=10; y=FF\n'
+    body = json.dumps({"messages": [{"role": "user", "content": snippet * 40} for _ in range(200)]}).encode()
+    assert body.count(b"\\") > 10_000
+    assert scan(body).findings == ()
+
+
 def test_limits_are_reported_not_ignored():
     result = scan(chat_body(b64(b64(b64(PHOTO)))), limits=ScanLimits(max_depth=2))
     (opaque,) = result.of_kind("opaque")

@@ -30,7 +30,7 @@ MIN_HEX_CHARS = 120  # the same 60 bytes, written as hex digits
 _NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{%d,}" % MIN_HEX_CHARS)
 _HEX_SAMPLE, _HEX_SAMPLE_STRAYS = 256, 4
-_MIN_PIECE = 24  # one unbroken stretch of run characters to start a run at
+_MIN_PIECE = 40  # one unbroken stretch to start a run at (shorter: thousands of words and escapes in a chat about code)
 _MIN_SPACED_PIECE = 16  # lines joined by spaces (header folding): longer than nearly every word
 _HEAD_CHARS = 1024  # decoded at every alignment to test for a signature
 

@@ -24,10 +24,12 @@ _REACH = 4096  # how far a region is widened over the literal characters around 
 @dataclass(frozen=True)
 class _Escaping:
     name: str
-    marker: bytes  # the character every escape starts with
     escape: bytes  # one escape (a regex)
     literal: bytes  # one character the encoding leaves as it is (a regex character class)
-    not_base64: re.Pattern  # an escape base64 text never needs (base64_runs handles the rest)
+    # An escape that marks a region worth decoding: one base64 text never needs (base64_runs
+    # undoes those itself), nor ordinary text (decoding every prose string would double the
+    # cost of a chat request).
+    trigger: re.Pattern
     decode: Callable[[bytes], bytes]
 
     @functools.cached_property
@@ -60,7 +62,6 @@ _SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": 
 _ESCAPINGS = (
     _Escaping(
         "percent-encoded",
-        b"%",
         rb"%[0-9A-Fa-f]{2}",
         rb"[^%\s\"'<>&=]",  # what percent-encoding leaves as it is, and not what ends a value
         re.compile(rb"%(?!2[bBfF0]|3[dD]|0[aAdD])[0-9A-Fa-f]{2}"),
@@ -72,20 +73,20 @@ _ESCAPINGS = (
     # here, even if base64 wrapped this way is then decoded twice (and found once).
     _Escaping(
         "quoted-printable",
-        b"=",
         rb"=(?:[0-9A-Fa-f]{2}|\r?\n)",
         rb"[^=]",
         re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n)"),
         binascii.a2b_qp,
     ),
     # JSON strings: the characters before the first escape and after the last are the
-    # string's too (JSON.stringify leaves 0xFF as a literal 'ÿ'), up to its quotes.
+    # string's too (JSON.stringify leaves 0xFF as a literal 'ÿ'), up to its quotes. Prose has
+    # \n, \" and \u00e9 by the thousand; binary data has control characters (every image
+    # format has NULs), which JSON must escape: those mark a string worth decoding.
     _Escaping(
         "JSON string",
-        b"\\",
         rb'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])',
         rb'[^"\\]',
-        re.compile(rb"\\u(?!002[bBfF]|003[dD]|000[aAdD])[0-9a-fA-F]{4}|\\[bft\"\\]"),
+        re.compile(rb"\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F]|7[fF])|\\[bf]"),
         json_string_bytes,
     ),
 )
@@ -94,17 +95,17 @@ _ESCAPINGS = (
 def search(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
     """Every escaped region in stream[start:end]."""
     for escaping in _ESCAPINGS:
-        # memchr-fast: most bodies have no escape character at all
-        first = stream.find(escaping.marker, start, end)
-        if first >= 0:
-            _decode_regions(scan, stream, escaping, first, end, where, depth)
+        # Found at memchr-like speed (a literal prefix); most bodies have none at all.
+        first = escaping.trigger.search(stream, start, end)
+        if first is not None:
+            _decode_regions(scan, stream, escaping, max(start, first.start() - _REACH), end, where, depth)
 
 
 def _decode_regions(scan: ScanContext, stream: bytes, escaping: _Escaping, start: int, end: int, where: Where, depth: int) -> None:
     for region in escaping.region.finditer(stream, start, end):
         if scan.out_of_time(where):
             return
-        if escaping.not_base64.search(region.group()):
+        if escaping.trigger.search(region.group()):
             start, end = _widened(stream, region, escaping)
             scan.descend(escaping.decode(stream[start:end]), where + (f"{escaping.name} at byte {start:,}",), depth)
 
