@@ -120,7 +120,15 @@ def test_a_produced_output_accounts_only_for_itself():
     produced = clean_jpeg()
     body = chat_body(b64(produced)) + b"\n" + chat_body(b64(PHOTO))
     (leak,) = unaccounted(scan(body), [produced])
-    assert bytes(leak.data) == PHOTO
+    assert bytes(leak.image) == PHOTO
+
+
+def test_a_produced_output_is_compared_whole_even_past_the_end_its_format_gives():
+    produced = clean_jpeg() + bytes(16)  # bytes after the JPEG's end marker belong to the output too
+    result = scan(chat_body(b64(produced)))
+    (finding,) = result.of_kind("image")
+    assert finding.size == len(clean_jpeg())
+    assert unaccounted(result, [produced]) == []
 
 
 def test_an_empty_produced_output_accounts_for_nothing():

@@ -39,7 +39,7 @@ def test_a_docx_holding_photos_is_a_document_with_images():
     assert document.images_inside == 1
     image = only(result.findings, kind="image")
     assert image.location == f"zip at byte {body.index(b'PK'):,} → zip member word/media/image1.jpeg → jpeg at byte 0"
-    assert bytes(image.data) == PHOTO
+    assert bytes(image.image) == PHOTO
     assert {finding.kind for finding in unaccounted(result, [])} == {"document", "image"}
 
 
@@ -69,13 +69,13 @@ def test_base64_of_a_gzip_of_a_zip_holding_a_jpeg():
     assert image.location.startswith("base64 at byte ") and image.location.endswith(
         "→ gzip at byte 0 → zip at byte 0 → zip member a/b/photo.jpg → jpeg at byte 0"
     )
-    assert bytes(image.data) == PHOTO
+    assert bytes(image.image) == PHOTO
     assert {finding.format for finding in result.of_kind("document")} == {"gzip", "zip"}
 
 
 def test_a_gzip_of_several_members_is_read_to_its_end():
     body = gzip.compress(b"first member " * 10, mtime=0) + gzip.compress(PHOTO, mtime=0)
-    assert bytes(only(scan(b"prefix" + body).findings, kind="image").data) == PHOTO
+    assert bytes(only(scan(b"prefix" + body).findings, kind="image").image) == PHOTO
 
 
 def test_a_tar_member_is_opened():
@@ -162,7 +162,7 @@ def test_a_pdf_with_a_dctdecode_image_holds_the_jpeg():
     result = scan(document)
     image = only(result.findings, kind="image", format="jpeg")
     assert image.location == "pdf at byte 0 → object 2 stream → jpeg at byte 0"
-    assert bytes(image.data) == PHOTO
+    assert bytes(image.image) == PHOTO
     assert only(result.findings, kind="document", format="pdf").images_inside == 1
 
 
@@ -171,14 +171,21 @@ def test_a_pdf_with_a_flatedecoded_image_holds_raw_pixels():
     document = pdf([b"<< /Type /Catalog >>", image_xobject(zlib.compress(pixels), b"[/FlateDecode]")])
     result = scan(document)
     image = only(result.findings, kind="image", format="pdf-image")
-    assert bytes(image.data) == pixels
+    assert bytes(image.image) == pixels
     assert image in unaccounted(result, [])
 
 
 def test_a_pdf_with_a_jpeg_flated_inside_a_content_stream_is_found():
     attachment = zlib.compress(PHOTO)
     document = pdf([b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n" % len(attachment) + attachment + b"\nendstream"])
-    assert bytes(only(scan(document).findings, kind="image").data) == PHOTO
+    assert bytes(only(scan(document).findings, kind="image").image) == PHOTO
+
+
+def test_many_pdf_headers_are_walked_once_not_once_each():
+    document = pdf([b"<< /Length 3 >>\nstream\nabc\nendstream"] * 20)
+    result = scan(document * 300)  # 300 "%PDF-", 6,000 streams: quadratic would take minutes
+    assert result.of_kind("opaque") == []
+    assert len(result.of_kind("document")) == 1
 
 
 def test_an_encrypted_pdf_is_opaque():
@@ -204,7 +211,7 @@ def test_compressed_then_base64_is_found_for_zlib_bzip2_and_xz():
     for name, compress in (("zlib", zlib.compress), ("bzip2", bz2.compress), ("xz", lzma.compress)):
         result = scan(chat_body(b"+++++" + base64.b64encode(compress(PHOTO))))  # stray characters in front, too
         image = only(result.findings, kind="image")
-        assert re.search(rf"→ {name} at byte [0-3] → jpeg at byte 0$", image.location) and bytes(image.data) == PHOTO
+        assert re.search(rf"→ {name} at byte [0-3] → jpeg at byte 0$", image.location) and bytes(image.image) == PHOTO
         assert only(result.findings, kind="document").format == name
 
 

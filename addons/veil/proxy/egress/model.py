@@ -26,12 +26,20 @@ class Finding:
     kind: Kind
     format: str  # "jpeg", "png", "pdf-image", "docx", "zip", "gzip", "pdf", …
     location: str  # "base64 at byte 1,204 → zip member word/media/image1.jpeg → jpeg at byte 0"
-    # Images: the decoded bytes from the image's first byte to the end of its extent when
-    # the format gives one, else to the end of the decoded stream (a view, not a copy).
+    # Images: the decoded stream from the image's first byte to the stream's end (a view, not
+    # a copy): enough to compare with any output, whatever the format says about its end.
     data: memoryview | None = field(default=None, repr=False, compare=False)
-    sha256: str | None = None  # of the extent, when the extent is known
+    size: int | None = None  # images: the image's length, when its format gives its end
+    sha256: str | None = None  # of the image's own bytes, when its size is known
     reason: str | None = None  # opaque: why it could not be opened
     images_inside: int = 0  # documents: how many images were found in them
+
+    @property
+    def image(self) -> memoryview | None:
+        """The image's own bytes: `data` cut to `size` when the format gives it."""
+        if self.data is None or self.size is None:
+            return self.data
+        return self.data[: self.size]
 
 
 @dataclass(frozen=True)

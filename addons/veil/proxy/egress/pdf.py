@@ -26,7 +26,8 @@ _ABBREVIATIONS = {b"Fl": b"FlateDecode", b"AHx": b"ASCIIHexDecode", b"A85": b"AS
 _IMAGE_CODECS = frozenset({b"DCTDecode", b"JPXDecode"})
 
 
-def open_pdf(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> None:
+def open_pdf(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> int:
+    """Open every stream of the PDF starting at `at`; returns the offset after the last."""
     here = where + (f"pdf at byte {at:,}",)
     images_before = scan.images_found
     encrypted = _ENCRYPT.search(stream, at) is not None
@@ -49,7 +50,7 @@ def open_pdf(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int
             _open_stream(scan, stream[keyword.end() : end], dictionary, here + (label,), depth)
         pos = max(end, keyword.end())
     scan.document("pdf", here, scan.images_found - images_before)
-    # the PDF's bytes are searched on as well: text outside streams is not opened here
+    return pos
 
 
 def _object_header(stream: bytes, floor: int, keyword_start: int) -> re.Match | None:

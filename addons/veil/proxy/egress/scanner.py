@@ -73,12 +73,14 @@ class Scan:
 
     def image(self, image_format: str, stream: bytes, pos: int, end: int | None, where: Where) -> None:
         self.images_found += 1
-        data = memoryview(stream)[pos : end if end is not None else len(stream)]
-        digest = hashlib.sha256(data).hexdigest() if end is not None else None
+        data = memoryview(stream)[pos:]
+        size = None if end is None else end - pos
+        digest = None if size is None else hashlib.sha256(data[:size]).hexdigest()
         # The same image reached by two paths (a stored zip member is also raw in the body)
         # is one finding; the first path found names it.
-        key = ("image", image_format, digest or hashlib.sha256(data[:65536]).hexdigest(), len(data))
-        self._add(key, Finding("image", image_format, location(where + (f"{image_format} at byte {pos:,}",)), data, digest))
+        key = ("image", image_format, digest or hashlib.sha256(data[:65536]).hexdigest(), size or len(data))
+        here = location((*where, f"{image_format} at byte {pos:,}"))
+        self._add(key, Finding("image", image_format, here, data, size, digest))
 
     def document(self, document_format: str, where: Where, images_inside: int) -> None:
         key = ("document", document_format, where)

@@ -61,7 +61,6 @@ _CONTAINERS = {
     "zip": archives.open_zip,
     "gzip": archives.open_gzip,
     "tar": archives.open_tar,
-    "pdf": pdf.open_pdf,
     "bzip2": archives.open_bzip2,
     "xz": archives.open_xz,
     "unopened": archives.report_unopened,
@@ -74,7 +73,7 @@ def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: 
     skips: list[tuple[int, int]] = []  # pixel data of images found: nothing a service would unpack
     if binary:
         archives.open_zlib_at_start(scan, stream, where, depth)
-    pos = 0
+    pos = pdf_walked = 0
     while (pos := _past_skips(pos, skips)) < len(stream):
         window_end = min(pos + _WINDOW, _next_skip_start(pos, skips, len(stream)))
         signatures = _TEXT if not binary else _SIGNATURES if _CONTROL.search(stream, pos, window_end + _CONTROL_REACH) else _TEXT_WINDOW
@@ -84,6 +83,11 @@ def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: 
                 continue
             if scan.out_of_time(where):
                 return skips
+            if kind == "pdf":
+                # The search goes on inside a PDF (bytes between its streams are not its to
+                # open), but a "%PDF-" inside one already walked is not walked again.
+                pdf_walked = pdf.open_pdf(scan, stream, at, where, depth) if at >= pdf_walked else pdf_walked
+                continue
             done = max(done, _handle(scan, stream, kind, at, where, depth, skips))
         pos = max(window_end, done)
     return skips
