@@ -69,7 +69,7 @@ def test_the_location_says_where_and_how():
     assert finding.sha256 == hashlib.sha256(PHOTO).hexdigest()
 
 
-@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "HEIF", "BMP", "PPM"])
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "HEIF", "AVIF", "BMP", "PPM"])
 def test_every_format_veil_knows_is_found_raw_and_in_base64(image_format):
     image = dirty_image(image_format)
     expected = {"PPM": "pnm", "HEIF": "heif"}.get(image_format, image_format.lower())

@@ -1,10 +1,11 @@
 """The egress scanner: the second line of defence behind the envelopes.
 
 The envelopes find images where services put them; this finds every image in the bytes
-that will actually leave the proxy, however they are encoded (base64 in any flavour and
-with any escapes, percent-encoding, quoted-printable, JSON strings) or packed (ZIP and the
-Office/ODF documents built on it, gzip, tar, PDF), so that the pipeline can refuse a
-request in which an image leaves that Veil did not write itself.
+that will actually leave the proxy, however they are encoded (base64 in either alphabet and
+with any escapes, hex, percent-encoding, quoted-printable, JSON strings) or packed (ZIP and
+the Office/ODF documents built on it, gzip, bzip2, xz, zlib, tar, PDF), so that the
+pipeline can refuse a request in which an image leaves that Veil did not write itself.
+What cannot be opened (encrypted, 7z/RAR, over a limit) is reported as opaque, with why.
 
 Pure: bytes in, findings out; no mitmproxy, no I/O.
 
@@ -12,8 +13,9 @@ Pure: bytes in, findings out; no mitmproxy, no I/O.
     leaks = unaccounted(result, cleaned_outputs)  # what the pipeline must refuse or log
 
 One module per decoding layer: signatures (images and containers by magic bytes, confirmed
-by veil.clean.formats), base64_runs, escapes (percent, quoted-printable, JSON strings),
-archives (zip, gzip, tar), pdf; the walk that nests them is scanner.
+by veil.clean.formats' own header readers, in images), base64_runs (and hex), escapes
+(percent, quoted-printable, JSON strings), archives (zip, gzip, bzip2, xz, zlib, tar), pdf;
+inflate decompresses under the limits; scanner is the walk that nests them all.
 """
 
 from .accounting import unaccounted

@@ -10,8 +10,9 @@ each stretch of the alphabet long enough to hold an image is decoded and searche
 Where a run really starts is uncertain when text sits in front of it on an earlier line
 ("Content-Transfer-Encoding: base64", a header value) or is glued to it: the decoder is then
 off by one to three characters and every byte it produces is wrong. So a stretch is decoded
-from each line start that changes the alignment, and from every alignment whose first
-kilobyte decodes to a signature.
+from every alignment whose first kilobyte decodes to something meaningful (a signature, a
+zlib header, text), and from the first line start at each alignment otherwise untried.
+A stretch of hex digits is decoded as hex as well.
 """
 
 import binascii

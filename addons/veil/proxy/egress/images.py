@@ -19,6 +19,7 @@ from ..envelopes.magic import HEAD_BYTES, looks_like_image
 # leaks its metadata). Shorter signatures need a readable header.
 _LONG_SIGNATURES = frozenset({"png", "gif", "webp", "heif", "avif"})
 _HEADER_COPY_BYTES = 1024 * 1024
+_WEBP_BITSTREAMS = frozenset({b"VP8 ", b"VP8L", b"ALPH"})  # compressed pixels (ANMF frames hold headers of their own)
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,10 @@ def _gif_structure(view: memoryview) -> tuple[int, list]:
     return trailer.end, []
 
 
-def _riff_structure(view: memoryview) -> tuple[int | None, list]:
-    declared = 8 + struct.unpack_from("<I", view, 4)[0]
-    return (declared if declared <= len(view) else None), []
+def _webp_structure(view: memoryview) -> tuple[int, list[tuple[int, int]]]:
+    chunks = list(webp.iter_chunks(view))  # raises on a RIFF size past the end: extent unknown
+    pixels = [(chunk.start + 8, chunk.end) for chunk in chunks if chunk.fourcc in _WEBP_BITSTREAMS]
+    return 8 + struct.unpack_from("<I", view, 4)[0], pixels
 
 
 def _bmp_structure(view: memoryview) -> tuple[int | None, list]:
@@ -118,4 +120,4 @@ def _bmp_structure(view: memoryview) -> tuple[int | None, list]:
     return (declared if 26 <= declared <= len(view) else None), []
 
 
-_STRUCTURE_OF = {"jpeg": _jpeg_structure, "png": _png_structure, "gif": _gif_structure, "webp": _riff_structure, "bmp": _bmp_structure}
+_STRUCTURE_OF = {"jpeg": _jpeg_structure, "png": _png_structure, "gif": _gif_structure, "webp": _webp_structure, "bmp": _bmp_structure}
