@@ -75,6 +75,9 @@ def test_every_format_veil_knows_is_found_raw_and_in_base64(image_format):
     expected = {"PPM": "pnm", "HEIF": "heif"}.get(image_format, image_format.lower())
     assert_finds(b"\x00\x01junk" + image + b"tail", image, expected)
     assert_finds(chat_body(b64(image)), image, expected)
+    (finding,) = images_in(b"\x00\x01junk" + image + b"tail")
+    if expected in ("jpeg", "png", "gif", "webp", "bmp"):  # formats that say where they end
+        assert finding.size == len(image) and finding.sha256 == hashlib.sha256(image).hexdigest()
 
 
 def test_a_tiff_in_big_endian_order_is_found():

@@ -11,14 +11,18 @@ import collections
 import struct
 from dataclasses import dataclass
 
-from ...clean.formats import FORMATS, ImageFormat, gif, jpeg, png
+from ...clean.errors import SanitiseError
+from ...clean.formats import FORMATS, ImageFormat, gif, jpeg, png, webp
 from ..envelopes.magic import HEAD_BYTES, looks_like_image
 
 # Formats whose signature alone is 48 bits or more (plus fixed fields behind it): a hit is an
-# image even when its header cannot be read (a truncated or deliberately damaged file still
-# leaks its metadata). Shorter signatures need a readable header.
+# image without reading its header, so a truncated or deliberately damaged file still counts
+# (it still leaks its metadata), and no native decoder (libheif, libavif) ever parses
+# scanned bytes. Shorter signatures need a header their pure-Python reader can read.
 _LONG_SIGNATURES = frozenset({"png", "gif", "webp", "heif", "avif"})
-_HEADER_COPY_BYTES = 1024 * 1024
+# What the format readers raise on bytes that are not (all) an image. Anything else is a bug,
+# and must fail a test rather than quietly turn into "not an image" or "extent unknown".
+_DAMAGED = (SanitiseError, struct.error, IndexError, ValueError, KeyError, OverflowError, EOFError)
 _WEBP_BITSTREAMS = frozenset({b"VP8 ", b"VP8L", b"ALPH"})  # compressed pixels (ANMF frames hold headers of their own)
 
 
@@ -37,7 +41,7 @@ def identify(stream: bytes, pos: int) -> Located | None:
     view = memoryview(stream)[pos:]
     for image_format in FORMATS:
         if image_format.accepts(head):
-            if _header_readable(image_format, view) or image_format.name in _LONG_SIGNATURES or _plausible_jpeg(image_format, head):
+            if image_format.name in _LONG_SIGNATURES or _header_readable(image_format, view) or _plausible_jpeg(image_format, head):
                 return _located(image_format.name, view, pos)
             return None
     if looks_like_image(head):
@@ -48,12 +52,7 @@ def identify(stream: bytes, pos: int) -> Located | None:
 def _header_readable(image_format: ImageFormat, view: memoryview) -> bool:
     try:
         header = image_format.read_header(view)
-    except (TypeError, AttributeError):  # a reader that needs bytes (PNG): its first MiB will do
-        try:
-            header = image_format.read_header(bytes(view[:_HEADER_COPY_BYTES]))
-        except Exception:
-            return False
-    except Exception:  # any failure means "not readable": MalformedImage, struct.error, IndexError…
+    except _DAMAGED:
         return False
     return header.width > 0 and header.height > 0
 
@@ -70,7 +69,7 @@ def _plausible_jpeg(image_format: ImageFormat, head: bytes) -> bool:
 def _located(name: str, view: memoryview, pos: int) -> Located:
     try:
         length, pixels = _STRUCTURE_OF[name](view) if name in _STRUCTURE_OF else (None, ())
-    except Exception:  # truncated or damaged: the extent is unknown, the image still counts
+    except _DAMAGED:  # truncated or damaged: the extent is unknown, the image still counts
         return Located(name, None)
     shifted = tuple((pos + start, pos + end) for start, end in pixels)
     return Located(name, None if length is None else pos + length, shifted)
