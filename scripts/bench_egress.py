@@ -33,6 +33,7 @@ from veil.proxy.egress import scan
 MB = 1_000_000
 TARGET_RATIO = 0.05
 STRIP_ONLY = SanitiseOptions(faces=FaceMode.OFF)
+WITH_FACES = SanitiseOptions()  # the default: faces found and masked
 
 
 @dataclass(frozen=True)
@@ -121,25 +122,33 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def row(body: Body, repeat: int) -> str:
+def row(body: Body, repeat: int, with_faces: bool) -> str:
     result = scan(body.data)
     assert len(result.of_kind("image")) >= len(body.images), f"{body.name}: the scanner missed an image: {result.findings}"
     scan_times = timings(lambda: scan(body.data), repeat)
     p50, p95 = statistics.median(scan_times), percentile(scan_times, 0.95)
-    if body.images:
-        clean = statistics.median(timings(lambda: [sanitise(image, STRIP_ONLY) for image in body.images], max(3, repeat // 4)))
-        ratio = p50 / clean
-        clean_cell, ratio_cell = f"{clean * 1000:.1f}", f"{ratio:.1%}" + ("" if ratio <= TARGET_RATIO else " ⚠")
-    else:
-        clean_cell, ratio_cell = "–", "–"
-    mbps = len(body.data) / MB / p50
-    return f"| {body.name} | {p50 * 1000:.1f} | {p95 * 1000:.1f} | {mbps:.0f} | {clean_cell} | {ratio_cell} |"
+    cells = [f"{p50 * 1000:.1f}", f"{p95 * 1000:.1f}", f"{len(body.data) / MB / p50:.0f}"]
+    cells += cleaning_cells(body, p50, STRIP_ONLY, max(3, repeat // 4), mark_target=True)
+    if with_faces:
+        cells += cleaning_cells(body, p50, WITH_FACES, 1, mark_target=False)
+    return "| " + " | ".join([body.name, *cells]) + " |"
+
+
+def cleaning_cells(body: Body, scan_p50: float, options: SanitiseOptions, repeat: int, mark_target: bool) -> list[str]:
+    """Time to clean the body's images with `options`, and the scan's share of it."""
+    if not body.images:
+        return ["–", "–"]
+    clean = statistics.median(timings(lambda: [sanitise(image, options) for image in body.images], repeat))
+    ratio = scan_p50 / clean
+    miss = " ⚠" if mark_target and ratio > TARGET_RATIO else ""
+    return [f"{clean * 1000:.1f}", f"{ratio:.1%}{miss}"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 repetitions (a smoke check, not numbers to publish)")
     parser.add_argument("--repeat", type=int, default=20, help="timed scans per body (default 20)")
+    parser.add_argument("--skip-faces", action="store_true", help="leave out the comparison with default cleaning (faces masked)")
     arguments = parser.parse_args()
     repeat = 5 if arguments.quick else arguments.repeat
     print("building bodies…", file=sys.stderr)
@@ -152,13 +161,19 @@ def main() -> None:
         code_chat(5 * MB),
         docx_like([photo((1600, 1200), seed) for seed in range(5)]),  # ~1.2 MB each
     ]
-    print(f"Egress scan, {repeat} runs per body (cleaning: sanitise strip-only, same run).\n")
-    print("| Body | scan p50 (ms) | scan p95 (ms) | MB/s (p50) | cleaning its images (ms) | scan / cleaning |")
-    print("|---|---:|---:|---:|---:|---:|")
+    with_faces = not arguments.skip_faces
+    print(f"Egress scan, {repeat} runs per body; cleaning the same body's images with sanitise, same run.\n")
+    header = "| Body | scan p50 (ms) | scan p95 (ms) | MB/s (p50) | strip-only cleaning (ms) | scan / strip-only |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if with_faces:
+        header += " cleaning with faces masked (ms, 1 run) | scan / with faces |"
+        rule += "---:|---:|"
+    print(header)
+    print(rule)
     for body in bodies:
         print(f"timing {body.name}…", file=sys.stderr)
-        print(row(body, repeat), flush=True)
-    print(f"\nTarget: scan / cleaning ≤ {TARGET_RATIO:.0%} (⚠ marks a miss).")
+        print(row(body, repeat, with_faces), flush=True)
+    print(f"\nTarget: scan ≤ {TARGET_RATIO:.0%} of strip-only cleaning (⚠ marks a miss).")
 
 
 if __name__ == "__main__":
