@@ -34,6 +34,7 @@ _HEX_SAMPLE, _HEX_SAMPLE_STRAYS = 256, 4
 _MIN_PIECE = 40  # one unbroken stretch to start a run at (shorter: thousands of words and escapes in a chat about code)
 _MIN_SPACED_PIECE = 16  # lines joined by spaces (header folding): longer than nearly every word
 _HEAD_CHARS = 1024  # decoded at every alignment to test for a signature
+_LONG_PLAIN_RUN = 64 * 1024
 
 _RUN = re.compile(rb"a+")
 _SPACES = re.compile(rb" +")
@@ -46,18 +47,25 @@ _NOT_PLAIN = (*_WHITESPACE, b"\\", b"%")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
-def search(scan: ScanContext, stream: bytes, classes: bytes, offset: int, where: Where, depth: int) -> None:
+def search(scan: ScanContext, stream: bytes, classes: bytes, offset: int, where: Where, depth: int) -> list[tuple[int, int]]:
     """Every run in stream[offset : offset + len(classes)]; `classes` is that span's
-    scanner.CLASS_TABLE translation."""
+    scanner.CLASS_TABLE translation. Returns the spans of the long plain runs (nothing but
+    the alphabet and padding), in which no other layer can find anything worth the time: a
+    short one may be literal text inside a percent- or QP-encoded region, which must not be
+    cut there."""
     needle = b"a" * _MIN_PIECE
     pos = 0
+    plain = []
     while (start := classes.find(needle, pos)) >= 0:
         if scan.out_of_time(where):
-            return
+            break
         end = _run_end(classes, start)
         if end - start >= MIN_BASE64_CHARS:
-            _search_run(scan, stream, offset + start, offset + end, where, depth)
+            was_plain = _search_run(scan, stream, offset + start, offset + end, where, depth)
+            if was_plain and end - start >= _LONG_PLAIN_RUN:
+                plain.append((offset + start, offset + end))
         pos = end
+    return plain
 
 
 def _run_end(classes: bytes, start: int) -> int:
@@ -71,8 +79,10 @@ def _run_end(classes: bytes, start: int) -> int:
     return end
 
 
-def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
-    if _is_plain(stream, start, end):  # the common case, a JSON string of base64: decoded from a view, not a copy
+def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> bool:
+    """Decode the run; True when it was plain."""
+    plain = _is_plain(stream, start, end)
+    if plain:  # the common case, a JSON string of base64: decoded from a view, not a copy
         joined: bytes | memoryview = memoryview(stream)[start : end - _padding(stream, start, end)]
         line_starts: list[int] = []
         if stream.find(b"-", start, end) >= 0 or stream.find(b"_", start, end) >= 0:
@@ -89,6 +99,7 @@ def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: W
         relative_line_starts = [line_start - stretch_start for line_start in inner_line_starts]
         _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, (*where, label), depth)
         _decode_hex(scan, joined[stretch_start:stretch_end], (*where, f"text at byte {start:,}"), depth)
+    return plain
 
 
 def _decode_hex(scan: ScanContext, stretch: bytes | memoryview, where: Where, depth: int) -> None:
@@ -110,7 +121,7 @@ def _is_plain(stream: bytes, start: int, end: int) -> bool:
     """Nothing but the alphabet and final padding: no escape, no line break, no space."""
     if any(stream.find(character, start, end) >= 0 for character in _NOT_PLAIN):
         return False
-    return stream.count(b"=", start, end) == _padding(stream, start, end)
+    return stream.find(b"=", start, end - _padding(stream, start, end)) < 0
 
 
 def _padding(stream: bytes, start: int, end: int) -> int:

@@ -55,11 +55,19 @@ class Scan:
         # anyway, for base64_runs.
         classes = None if b"\x00" in stream else stream.translate(CLASS_TABLE)
         binary = classes is None or b"c" in classes
-        pixel_data = signatures.search(self, stream, binary, where, depth)
+        whole = [(0, len(stream))]
+        # A binary stream's photos are found first, so that no other layer reads their pixels.
+        pixel_data = signatures.search(self, stream, True, whole, where, depth) if binary else []
+        plain_base64: list[tuple[int, int]] = []
         for start, end in _outside(pixel_data, len(stream)):
-            whole = start == 0 and end == len(stream)
-            span_classes = classes if whole and classes is not None else stream[start:end].translate(CLASS_TABLE)
-            base64_runs.search(self, stream, span_classes, start, where, depth)
+            span_classes = classes if classes is not None and (start, end) == whole[0] else stream[start:end].translate(CLASS_TABLE)
+            plain_base64 += base64_runs.search(self, stream, span_classes, start, where, depth)
+        # Plain base64 (the alphabet only) holds no text signature and no escape: what is left
+        # of a JSON body with a 10 MB image is its few kilobytes of JSON.
+        rest = _outside(sorted(pixel_data + plain_base64), len(stream))
+        if not binary:
+            signatures.search(self, stream, False, rest, where, depth)
+        for start, end in rest:
             escapes.search(self, stream, start, end, where, depth)
 
     def descend(self, child: bytes, where: Where, depth: int) -> None:

@@ -67,29 +67,32 @@ _CONTAINERS = {
 }
 
 
-def search(scan: ScanContext, stream: bytes, binary: bool, where: Where, depth: int) -> list[tuple[int, int]]:
-    """Report every image and container in `stream` (`binary`: it has a control byte);
-    returns the pixel data of the images found, sorted, which the other layers skip too."""
+def search(scan: ScanContext, stream: bytes, binary: bool, spans: list[tuple[int, int]], where: Where, depth: int) -> list[tuple[int, int]]:
+    """Report every image and container starting in `spans` of `stream` (`binary`: it has a
+    control byte); returns the pixel data of the images found, sorted, which the other
+    layers skip too."""
     skips: list[tuple[int, int]] = []  # pixel data of images found: nothing a service would unpack
     if binary:
         archives.open_zlib_at_start(scan, stream, where, depth)
-    pos = pdf_walked = 0
-    while (pos := _past_skips(pos, skips)) < len(stream):
-        window_end = min(pos + _WINDOW, _next_skip_start(pos, skips, len(stream)))
-        signatures = _TEXT if not binary else _SIGNATURES if _CONTROL.search(stream, pos, window_end + _CONTROL_REACH) else _TEXT_WINDOW
-        done = pos  # containers move it past themselves
-        for at, kind in _hits(signatures, stream, pos, window_end):
-            if at < done or _inside(at, skips):
-                continue
-            if scan.out_of_time(where):
-                return skips
-            if kind == "pdf":
-                # The search goes on inside a PDF (bytes between its streams are not its to
-                # open), but a "%PDF-" inside one already walked is not walked again.
-                pdf_walked = pdf.open_pdf(scan, stream, at, where, depth) if at >= pdf_walked else pdf_walked
-                continue
-            done = max(done, _handle(scan, stream, kind, at, where, depth, skips))
-        pos = max(window_end, done)
+    pdf_walked = 0
+    for span_start, span_end in spans:
+        pos = span_start
+        while (pos := _past_skips(pos, skips)) < span_end:
+            window_end = min(pos + _WINDOW, _next_skip_start(pos, skips, span_end))
+            signatures = _TEXT if not binary else _SIGNATURES if _CONTROL.search(stream, pos, window_end + _CONTROL_REACH) else _TEXT_WINDOW
+            done = pos  # containers move it past themselves
+            for at, kind in _hits(signatures, stream, pos, window_end):
+                if at < done or _inside(at, skips):
+                    continue
+                if scan.out_of_time(where):
+                    return skips
+                if kind == "pdf":
+                    # The search goes on inside a PDF (bytes between its streams are not its to
+                    # open), but a "%PDF-" inside one already walked is not walked again.
+                    pdf_walked = pdf.open_pdf(scan, stream, at, where, depth) if at >= pdf_walked else pdf_walked
+                    continue
+                done = max(done, _handle(scan, stream, kind, at, where, depth, skips))
+            pos = max(window_end, done)
     return skips
 
 
