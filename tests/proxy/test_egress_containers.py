@@ -215,7 +215,11 @@ def test_compressed_then_base64_is_found_for_zlib_bzip2_and_xz():
         assert only(result.findings, kind="document").format == name
 
 
-def test_a_7z_or_rar_archive_is_opaque():
-    for magic, name in ((b"7z\xbc\xaf\x27\x1c\x00\x04", "7z"), (b"Rar!\x1a\x07\x01\x00", "rar")):
+def test_a_7z_rar_or_ole_file_is_opaque():
+    for magic, name in (
+        (b"7z\xbc\xaf\x27\x1c\x00\x04", "7z"),
+        (b"Rar!\x1a\x07\x01\x00", "rar"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),
+    ):
         opaque = only(scan(b"upload:" + magic + bytes(200)).findings, kind="opaque")
         assert (opaque.format, opaque.location) == (name, f"{name} at byte 7")

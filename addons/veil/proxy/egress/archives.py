@@ -215,12 +215,21 @@ def _open_compressed(scan, stream: bytes, at: int, where: Where, depth: int, nam
 # ---------------------------------------------------------------------------------------
 # Archives Veil does not open: reported, so the caller's opaque_files policy decides.
 
-_UNOPENED = {b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!\x1a\x07": "rar"}
+UNOPENED = {
+    b"7z\xbc\xaf\x27\x1c": ("7z", "7z archives are not opened by Veil"),
+    b"Rar!\x1a\x07": ("rar", "RAR archives are not opened by Veil"),
+    # Legacy Office files (.doc, .xls, .ppt, which embed pictures) and password-protected
+    # DOCX/XLSX/PPTX, which are encrypted inside such a file.
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": (
+        "ole",
+        "OLE compound files (legacy or password-protected Office documents) are not opened by Veil",
+    ),
+}
 
 
 def report_unopened(scan: ScanContext, stream: bytes, at: int, where: Where, depth: int) -> None:
-    name = next(name for magic, name in _UNOPENED.items() if stream.startswith(magic, at))
-    scan.opaque(name, (*where, f"{name} at byte {at:,}"), f"{name} archives are not opened by Veil")
+    name, reason = next(found for magic, found in UNOPENED.items() if stream.startswith(magic, at))
+    scan.opaque(name, (*where, f"{name} at byte {at:,}"), reason)
 
 
 # ---------------------------------------------------------------------------------------

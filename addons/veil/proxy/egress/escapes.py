@@ -116,3 +116,28 @@ def _widened(stream: bytes, region: re.Match, escaping: _Escaping) -> tuple[int,
     head = escaping.head.search(stream, max(0, region.start() - _REACH), region.start())
     tail = escaping.tail.match(stream, region.end(), region.end() + _REACH)
     return (head.start() if head is not None else region.start()), tail.end()
+
+
+# ---------------------------------------------------------------------------------------
+# A whole stream in UTF-16 (a JSON body sent with charset=utf-16): every ASCII character,
+# base64 included, has a NUL beside it, which no other layer reads through. Recognised by
+# its byte-order mark, or by NULs at every other byte of its first characters.
+
+_UTF16_PROBE = 64  # bytes: 32 characters
+
+
+def search_utf16(scan: ScanContext, stream: bytes, where: Where, depth: int) -> None:
+    codec = _utf16_codec(stream[:_UTF16_PROBE])
+    if codec is not None:
+        text = stream[: len(stream) // 2 * 2].decode(codec, "surrogatepass")
+        scan.descend(text.encode("utf-8", "surrogatepass"), (*where, f"{codec} text"), depth)
+
+
+def _utf16_codec(head: bytes) -> str | None:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # the mark says which order, and is dropped
+    if len(head) == _UTF16_PROBE and head[1::2] == bytes(_UTF16_PROBE // 2) and all(head[0::2]):
+        return "utf-16-le"
+    if len(head) == _UTF16_PROBE and head[0::2] == bytes(_UTF16_PROBE // 2) and all(head[1::2]):
+        return "utf-16-be"
+    return None

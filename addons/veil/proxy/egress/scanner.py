@@ -67,6 +67,8 @@ class Scan:
         rest = _outside(sorted(pixel_data + plain_base64), len(stream))
         if not binary:
             signatures.search(self, stream, False, rest, where, depth)
+        else:
+            escapes.search_utf16(self, stream, where, depth)
         for start, end in rest:
             escapes.search(self, stream, start, end, where, depth)
 

@@ -38,8 +38,7 @@ _SIGNATURES: tuple[tuple[str, bytes | re.Pattern, int], ...] = (
     ("tar", b"ustar", 257),
     ("bzip2", b"1AY&SY", 4),  # "BZh", the block size, then the first block's magic
     ("xz", b"\xfd7zXZ\x00", 0),
-    ("unopened", b"7z\xbc\xaf\x27\x1c", 0),
-    ("unopened", b"Rar!\x1a\x07", 0),
+    *(("unopened", magic, 0) for magic in archives.UNOPENED),  # 7z, RAR, OLE: reported opaque
 )
 _LONGEST = 16  # bytes any needle spans: windows overlap by this much
 _WINDOW = 256 * 1024
