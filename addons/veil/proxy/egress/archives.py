@@ -192,7 +192,8 @@ def open_zlib_at_start(scan: ScanContext, stream: bytes, where: Where, depth: in
 
 
 def zlib_headers_near_start(data: bytes) -> list[int]:
-    return [at for at in range(min(_ZLIB_REACH, len(data) - 1)) if _looks_like_zlib(data[at : at + 2])]
+    # CM 8 is the low nibble of the first byte: most offsets fail on that alone.
+    return [at for at, byte in enumerate(data[:_ZLIB_REACH]) if byte & 0x0F == 8 and _looks_like_zlib(data[at : at + 2])]
 
 
 def _inflate_zlib(scan: ScanContext, data: memoryview) -> Inflated:

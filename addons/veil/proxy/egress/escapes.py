@@ -70,13 +70,14 @@ _ESCAPINGS = (
     # Quoted-printable leaves every printable byte literal (and the line breaks of text, with
     # b2a_qp's default): only a '=' that starts no escape ends a region. Soft line breaks count
     # as not base64: text that is QP only for its long lines (a JSON document) is found only
-    # here, even if base64 wrapped this way is then decoded twice (and found once).
+    # here, even if base64 wrapped this way is then decoded twice (and found once). Inside a
+    # JSON string a soft line break is written "=\n" (an escaped line break): that is one too.
     _Escaping(
         "quoted-printable",
-        rb"=(?:[0-9A-Fa-f]{2}|\r?\n)",
+        rb"=(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\r)?\\n)",
         rb"[^=]",
-        re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n)"),
-        binascii.a2b_qp,
+        re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\r)?\\n)"),
+        lambda region: binascii.a2b_qp(region.replace(b"=\\r\\n", b"").replace(b"=\\n", b"")),
     ),
     # JSON strings: the characters before the first escape and after the last are the
     # string's too (JSON.stringify leaves 0xFF as a literal 'ÿ'), up to its quotes. Prose has
