@@ -59,6 +59,21 @@ def json_string_bytes(raw: bytes) -> bytes:
 _ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
+
+def _decode_quoted_printable(region: bytes) -> bytes:
+    # A '=' before a backslash is a soft break written as a JSON escape (QP writes a literal
+    # '=' as =3D): the text is a JSON string's, maybe nested, and its escapes (\" and \\ for
+    # the '"' and '\' that QP leaves literal) are undone first.
+    for _ in range(_MAX_JSON_NESTING):
+        if b"=\\" not in region:
+            break
+        region = json_string_bytes(region)
+    return binascii.a2b_qp(region)
+
+
+_MAX_JSON_NESTING = 3
+
+
 _ESCAPINGS = (
     _Escaping(
         "percent-encoded",
@@ -71,13 +86,14 @@ _ESCAPINGS = (
     # b2a_qp's default): only a '=' that starts no escape ends a region. Soft line breaks count
     # as not base64: text that is QP only for its long lines (a JSON document) is found only
     # here, even if base64 wrapped this way is then decoded twice (and found once). Inside a
-    # JSON string a soft line break is written "=\n" (an escaped line break): that is one too.
+    # JSON string a soft line break is written "=\n" (an escaped line break; "=\\n" in a
+    # string inside a string): that is one too.
     _Escaping(
         "quoted-printable",
-        rb"=(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\r)?\\n)",
+        rb"=(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\+r)?\\+n)",
         rb"[^=]",
-        re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\r)?\\n)"),
-        lambda region: binascii.a2b_qp(region.replace(b"=\\r\\n", b"").replace(b"=\\n", b"")),
+        re.compile(rb"=(?!3[dD])(?:[0-9A-Fa-f]{2}|\r?\n|(?:\\+r)?\\+n)"),
+        _decode_quoted_printable,
     ),
     # JSON strings: the characters before the first escape and after the last are the
     # string's too (JSON.stringify leaves 0xFF as a literal 'ÿ'), up to its quotes. Prose has
