@@ -166,6 +166,14 @@ def test_random_base64_tokens_hold_no_findings():
     assert scan(json.dumps({"tokens": [token.decode() for token in tokens]}).encode()).findings == ()
 
 
+def test_thousands_of_base64_ids_are_scanned_within_the_time_limit():
+    """Each run costs a decode and head checks at four alignments: 5,000 of them must stay far
+    below the default 2 s (an opaque 'time limit' finding would block the request)."""
+    generator = random.Random(11)
+    ids = [base64.b64encode(generator.randbytes(66)).decode() for _ in range(5000)]
+    assert scan(json.dumps({"ids": ids}).encode()).findings == ()
+
+
 def test_an_ordinary_chat_request_holds_no_findings():
     paragraph = (
         "Could you summarise the following meeting notes? We discussed the quarterly budget, "

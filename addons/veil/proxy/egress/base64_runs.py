@@ -28,7 +28,7 @@ from .context import ScanContext, Where
 # GPS position over 100), longer than the hashes, ids and tokens in ordinary requests.
 MIN_BASE64_CHARS = 80
 MIN_HEX_CHARS = 120  # the same 60 bytes, written as hex digits
-_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
+_HEX_DIGITS = b"0123456789ABCDEFabcdef"
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{%d,}" % MIN_HEX_CHARS)
 _HEX_SAMPLE, _HEX_SAMPLE_STRAYS = 256, 4
 _MIN_PIECE = 40  # one unbroken stretch to start a run at (shorter: thousands of words and escapes in a chat about code)
@@ -107,7 +107,7 @@ def _decode_hex(scan: ScanContext, stretch: bytes | memoryview, where: Where, de
     mostly hex are decoded as hex as well, from both alignments (a stray digit in front
     shifts every byte). Base64 has a non-hex character every few: it is turned away on its
     first few hundred characters, never searched end to end."""
-    if len(_NOT_HEX.findall(stretch[:_HEX_SAMPLE])) > _HEX_SAMPLE_STRAYS:
+    if len(bytes(stretch[:_HEX_SAMPLE]).translate(None, _HEX_DIGITS)) > _HEX_SAMPLE_STRAYS:
         return
     for run in _HEX_RUN.finditer(stretch):
         digits = run.group()
@@ -175,7 +175,7 @@ def _meaningful(head: bytes) -> bool:
     alignment gives, which is random bytes (384 of them all printable: one chance in 2^550;
     a zlib header in its first bytes by chance: one in ~250, and then one more decode)."""
     tail = head[len(head) // 2 :]
-    return signatures.anywhere(head) or archives.zlib_headers_near_start(head) or (tail.isascii() and not tail.translate(None, _PRINTABLE))
+    return not tail.translate(None, _PRINTABLE) or bool(archives.zlib_headers_near_start(head)) or signatures.anywhere(head)
 
 
 def _decode_from(stretch: bytes | memoryview, begin: int) -> bytes:
