@@ -1,10 +1,11 @@
 """Images and containers found by their magic bytes at any offset of a stream.
 
-Each signature is its own compiled pattern with a literal prefix, which the regex engine
-finds at memchr-like speed; one alternation of them all is ten times slower (it tries every
-branch at every byte). The stream is searched window by window, so the pixel data of an
-image found early (a 10 MB photo's JPEG scans) is never read. Each hit is confirmed by its
-own reader: images.identify for images, the container modules for archives and PDFs.
+Each signature is a needle of its own, found with bytes.find; in a long stream one regex
+alternation of them all is ten times slower (it tries every branch at every byte), in a
+small one it is the faster way to learn that nothing is there. The stream is searched window
+by window, so the pixel data of an image found early (a 10 MB photo's JPEG scans) is never
+read. Each hit is confirmed by its own reader: images.identify for images, the container
+modules for archives and PDFs.
 """
 
 import re
