@@ -28,6 +28,7 @@ _NEXT_RECORD = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x07\x08")
 _ENCRYPTED, _HAS_DESCRIPTOR, _UTF8_NAME = 0x1, 0x8, 0x800
 _STORED, _DEFLATED = 0, 8
 _UNKNOWN_SIZE = 0xFFFFFFFF  # ZIP64: the real size is in an extra field
+_NAME_CONTROL_BYTES = bytes(range(0x20))
 _DOCUMENT_MARKERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"), ("ppt/presentation.xml", "pptx"))
 _MIMETYPES = ((b"application/vnd.oasis.opendocument", "odf"), (b"application/epub+zip", "epub"))
 
@@ -66,6 +67,8 @@ def _local_header(stream: bytes, pos: int) -> tuple[int, int, int, str, int] | N
     if version > 0xFF or not 0 < name_length <= 4096 or data_start > len(stream):
         return None  # random bytes that start with "PK\3\4"
     raw_name = stream[pos + _LOCAL_HEADER.size : pos + _LOCAL_HEADER.size + name_length]
+    if raw_name.translate(None, _NAME_CONTROL_BYTES) != raw_name:
+        return None  # a real member name has no control characters; random bytes soon do
     name = raw_name.decode("utf-8" if flags & _UTF8_NAME else "cp437", "replace")
     return flags, method, compressed_size, name, data_start
 

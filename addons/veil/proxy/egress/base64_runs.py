@@ -240,8 +240,15 @@ def _has_inner_equals(text: bytes) -> bool:
 
 
 def _undo_quoted_printable(text: bytes) -> bytes:
-    """Soft line breaks go, `=3D` is '='. Base64 has no other character QP escapes."""
+    """Soft line breaks go, `=3D` is '='; `=0A` and `=0D` are the line breaks of wrapped
+    base64 that a binary-mode encoder escaped. Base64 has no other character QP escapes."""
     for soft_break in (b"=\r\n", b"=\n"):
         if soft_break in text:
             text = text.replace(soft_break, b"")
-    return text.replace(b"=3D", b"=").replace(b"=3d", b"=")
+    for escape, character in _QP_ESCAPES:
+        if escape in text:
+            text = text.replace(escape, character)
+    return text
+
+
+_QP_ESCAPES = [(b"=%02X" % ord(c), c) for c in (b"=", b"\n", b"\r")] + [(b"=%02x" % ord(c), c) for c in (b"=", b"\n", b"\r")]
