@@ -89,6 +89,9 @@ def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: W
             joined = bytes(joined).translate(_URLSAFE_TO_STANDARD)
         stretches = [(0, len(joined))] if len(joined) >= MIN_BASE64_CHARS else []
     else:
+        # Hex as it stands too: undoing escapes would read a '%' glued in front of hex
+        # digits as a percent escape and eat two of them.
+        _decode_hex(scan, memoryview(stream)[start:end], (*where, f"text at byte {start:,}"), depth)
         joined, line_starts = _join_lines(undo_text_escapes(stream[start:end]))
         if b"-" in joined or b"_" in joined:
             joined = joined.translate(_URLSAFE_TO_STANDARD)
