@@ -82,20 +82,13 @@ def _run_end(classes: bytes, start: int) -> int:
 def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> bool:
     """Decode the run; True when it was plain."""
     plain = _is_plain(stream, start, end)
-    if plain:  # the common case, a JSON string of base64: decoded from a view, not a copy
-        joined: bytes | memoryview = memoryview(stream)[start : end - _padding(stream, start, end)]
-        line_starts: list[int] = []
-        if stream.find(b"-", start, end) >= 0 or stream.find(b"_", start, end) >= 0:
-            joined = bytes(joined).translate(_URLSAFE_TO_STANDARD)
-        stretches = [(0, len(joined))] if len(joined) >= MIN_BASE64_CHARS else []
+    if plain:
+        joined, line_starts, stretches = _plain_text(stream, start, end)
     else:
         # Hex as it stands too: undoing escapes would read a '%' glued in front of hex
         # digits as a percent escape and eat two of them.
         _decode_hex(scan, memoryview(stream)[start:end], (*where, f"text at byte {start:,}"), depth)
-        joined, line_starts = _join_lines(undo_text_escapes(stream[start:end]))
-        if b"-" in joined or b"_" in joined:
-            joined = joined.translate(_URLSAFE_TO_STANDARD)
-        stretches = _stretches(joined)
+        joined, line_starts, stretches = _unescaped_text(stream[start:end])
     for stretch_start, stretch_end in stretches:
         inner_line_starts = line_starts[bisect.bisect_right(line_starts, stretch_start) : bisect.bisect_left(line_starts, stretch_end)]
         label = f"base64 at byte {start:,}" + (f" (from character {stretch_start:,})" if stretch_start else "")
@@ -103,6 +96,23 @@ def _search_run(scan: ScanContext, stream: bytes, start: int, end: int, where: W
         _decode_stretch(scan, joined[stretch_start:stretch_end], relative_line_starts, (*where, label), depth)
         _decode_hex(scan, joined[stretch_start:stretch_end], (*where, f"text at byte {start:,}"), depth)
     return plain
+
+
+def _plain_text(stream: bytes, start: int, end: int) -> tuple[bytes | memoryview, list[int], list[tuple[int, int]]]:
+    """(the alphabet, line starts, stretches) of a plain run: the common case, a JSON string
+    of base64, decoded from a view of the body rather than a copy."""
+    joined: bytes | memoryview = memoryview(stream)[start : end - _padding(stream, start, end)]
+    if stream.find(b"-", start, end) >= 0 or stream.find(b"_", start, end) >= 0:
+        joined = bytes(joined).translate(_URLSAFE_TO_STANDARD)
+    return joined, [], [(0, len(joined))] if len(joined) >= MIN_BASE64_CHARS else []
+
+
+def _unescaped_text(run: bytes) -> tuple[bytes, list[int], list[tuple[int, int]]]:
+    """(the alphabet, line starts, stretches) of a run with escapes, line breaks or spaces."""
+    joined, line_starts = _join_lines(undo_text_escapes(run))
+    if b"-" in joined or b"_" in joined:
+        joined = joined.translate(_URLSAFE_TO_STANDARD)
+    return joined, line_starts, _stretches(joined)
 
 
 def _decode_hex(scan: ScanContext, stretch: bytes | memoryview, where: Where, depth: int) -> None:
