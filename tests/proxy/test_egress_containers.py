@@ -223,3 +223,9 @@ def test_a_7z_rar_or_ole_file_is_opaque():
     ):
         opaque = only(scan(b"upload:" + magic + bytes(200)).findings, kind="opaque")
         assert (opaque.format, opaque.location) == (name, f"{name} at byte 7")
+
+
+def test_a_video_is_opaque_not_ignored():
+    mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00\x00\x00\x08free" + bytes(300)
+    opaque = only(scan(b"--b\r\n\r\n" + mp4).findings, kind="opaque")
+    assert (opaque.format, opaque.location) == ("iso-media", "iso-media at byte 7") and "'isom'" in opaque.reason

@@ -5,8 +5,8 @@ that will actually leave the proxy, however they are encoded (base64 in either a
 with any escapes, hex, percent-encoding, quoted-printable, JSON strings, UTF-16 text) or
 packed (ZIP and the Office/ODF documents built on it, gzip, bzip2, xz, zlib, tar, PDF), so
 that the pipeline can refuse a request in which an image leaves that Veil did not write
-itself. What cannot be opened (encrypted, 7z, RAR, OLE/legacy Office, over a limit) is
-reported as opaque, with why.
+itself. What cannot be opened (encrypted, 7z, RAR, OLE/legacy Office, over a limit) and
+ISO media that is no still image (video) are reported as opaque, with why.
 
 Pure: bytes in, findings out; no mitmproxy, no I/O.
 

@@ -120,3 +120,14 @@ def _bmp_structure(view: memoryview) -> tuple[int | None, list]:
 
 
 _STRUCTURE_OF = {"jpeg": _jpeg_structure, "png": _png_structure, "gif": _gif_structure, "webp": _webp_structure, "bmp": _bmp_structure}
+
+
+def iso_media_brand(stream: bytes, at: int) -> str | None:
+    """The major brand of a plausible ISO media file at `at` (an ftyp box of a sane size
+    whose brands are printable), else None."""
+    box = stream[at : at + 16]
+    size = int.from_bytes(box[:4], "big") if len(box) == 16 else 0
+    brand = box[8:12]
+    if not 16 <= size <= 1024 or size % 4 or not brand.isascii() or not brand.strip().isalnum():
+        return None
+    return brand.decode("ascii")

@@ -31,7 +31,7 @@ _SIGNATURES: tuple[tuple[str, bytes | re.Pattern, int], ...] = (
     ("image", re.compile(rb"P[1-6][ \t\r\n#]"), 0),  # PNM
     ("image", b"\r\n\x87\n", 8),  # JPEG 2000 and JPEG XL containers: a 12-byte signature box
     ("image", b"\xff\x4f\xff\x51", 0),  # JPEG 2000 codestream
-    ("image", b"ftyp", 4),  # ISO media (HEIC/HEIF/AVIF): the box type, after its size
+    ("iso-media", b"ftyp", 4),  # HEIC/HEIF/AVIF, or a video: the box type, after its size
     ("zip", b"PK\x03\x04", 0),
     ("gzip", b"\x1f\x8b\x08", 0),
     ("pdf", b"%PDF-", 0),
@@ -144,6 +144,12 @@ def _handle(scan: ScanContext, stream: bytes, kind: str, at: int, where: Where, 
         scan.image(located.format, stream, at, located.end, where)
         skips.extend(located.pixel_ranges)
         skips.sort()
+    elif kind == "iso-media" and (brand := images.iso_media_brand(stream, at)) is not None:
+        # A video (or a camera raw) holds faces as well as a photo does, but no image
+        # Veil checks: the caller's opaque_files policy decides.
+        scan.opaque(
+            "iso-media", (*where, f"iso-media at byte {at:,}"), f"ISO media of brand {brand!r} (a video?) is not an image Veil checks"
+        )
     return at
 
 
