@@ -198,9 +198,12 @@ def test_a_pdf_stream_with_a_filter_veil_does_not_decode_is_opaque():
     assert "/LZWDecode" in only(scan(document).findings, kind="opaque").reason
 
 
-def test_a_clean_output_inside_nothing_is_accounted_for():
+def test_a_document_holding_even_a_produced_image_is_unaccounted():
+    """Documents are not cleaned yet: one that holds an image is refused, whatever image."""
     produced = clean_jpeg()
-    assert unaccounted(scan(b"raw:" + produced), [produced]) == []
+    result = scan(docx_like({"word/media/image1.jpeg": produced}))
+    (leak,) = unaccounted(result, [produced])
+    assert (leak.kind, leak.format, leak.images_inside) == ("document", "docx", 1)
 
 
 # ---------------------------------------------------------------------------------------
