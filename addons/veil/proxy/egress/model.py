@@ -10,7 +10,7 @@ Kind = Literal["image", "document", "opaque"]
 class ScanLimits:
     # Decoding layers (base64, percent, a zip member, a PDF stream…) nested in one another.
     max_depth: int = 6
-    # Bytes produced by decompression (gzip, zip, PDF Flate) over the whole scan: text
+    # Bytes produced by decompression (zip, gzip, bzip2, xz, zlib, PDF Flate) over the whole scan: text
     # decodings only ever shrink their input, decompression is where a bomb lives.
     max_decoded_bytes: int = 64 * 1024 * 1024
     # Output over compressed input; checked once a member is past ratio_slack_bytes, so a
