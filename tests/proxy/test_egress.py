@@ -52,6 +52,7 @@ ENCODED_BODIES = {
     + b"\n".join(PHOTO.hex().upper().encode()[at : at + 64] for at in range(0, len(PHOTO) * 2, 64)),
     "JSON in UTF-16 with a byte-order mark": chat_body(b64(PHOTO)).decode().encode("utf-16"),
     "JSON in UTF-16 big-endian, no mark": chat_body(b64(PHOTO)).decode().encode("utf-16-be"),
+    "JSON array of bytes (Node's Buffer.toJSON)": json.dumps({"type": "Buffer", "data": list(PHOTO)}).encode(),
     "percent-encoded bytes": b"photo=" + urllib.parse.quote_from_bytes(PHOTO).encode(),
     "quoted-printable bytes": b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + binascii.b2a_qp(PHOTO, istext=False),
     "JSON string of bytes, \\u escapes": b'{"bytes":' + json.dumps(PHOTO.decode("latin-1")).encode() + b"}",

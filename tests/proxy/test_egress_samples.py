@@ -65,6 +65,7 @@ BYTE_ENCODINGS = {
     "quoted-printable bytes": lambda data: binascii.b2a_qp(data, istext=False),  # istext would not round-trip CR bytes
     "JSON string of bytes": lambda data: json.dumps(data.decode("latin-1")).encode(),
     "hex": lambda data: data.hex().encode(),
+    "JSON array of bytes": lambda data: json.dumps(list(data)).encode(),
     "zlib, then base64": lambda data: b64(zlib.compress(data)),  # zlib is only looked for where a stream starts
     "gzip": lambda data: gzip.compress(data, mtime=0),
     "zip": lambda data: zip_of({"photo.jpg": data}),

@@ -2,7 +2,8 @@
 
 The envelopes find images where services put them; this finds every image in the bytes
 that will actually leave the proxy, however they are encoded (base64 in either alphabet and
-with any escapes, hex, percent-encoding, quoted-printable, JSON strings, UTF-16 text) or
+with any escapes, hex, percent-encoding, quoted-printable, JSON strings, JSON arrays of
+byte values, UTF-16 text) or
 packed (ZIP and the Office/ODF documents built on it, gzip, bzip2, xz, zlib, tar, PDF), so
 that the pipeline can refuse a request in which an image leaves that Veil did not write
 itself. What cannot be opened (encrypted, 7z, RAR, OLE/legacy Office, over a limit) and
@@ -15,7 +16,7 @@ Pure: bytes in, findings out; no mitmproxy, no I/O.
 
 One module per decoding layer: signatures (images and containers by magic bytes, confirmed
 by veil.clean.formats' own header readers, in images), base64_runs (and hex), escapes
-(percent, quoted-printable, JSON strings, UTF-16), archives (zip, gzip, bzip2, xz, zlib, tar), pdf;
+(percent, quoted-printable, JSON strings, byte arrays, UTF-16), archives (zip, gzip, bzip2, xz, zlib, tar), pdf;
 inflate decompresses under the limits; scanner is the walk that nests them all.
 """
 

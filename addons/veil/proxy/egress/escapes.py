@@ -1,12 +1,13 @@
-"""Raw bytes written as text escapes: percent-encoding (`%FF%D8%FF…`), quoted-printable
-(`=FF=D8=FF…`, soft line breaks) and JSON string escapes (`\\u00ff\\u00d8…`, or a binary
-string whose high bytes JSON.stringify wrote as UTF-8). Base64 with a few escapes inside is
-base64_runs' business; here a region must be dense with escapes of bytes base64 never
-needs, which ordinary text and URLs are not.
+"""Raw bytes written as text: percent-encoding (`%FF%D8%FF…`), quoted-printable
+(`=FF=D8=FF…`, soft line breaks), JSON string escapes (`\\u00ff\\u00d8…`, or a binary
+string whose high bytes JSON.stringify wrote as UTF-8), JSON arrays of byte values, and
+UTF-16 text. Base64 with a few escapes inside is base64_runs' business; here a region must
+be dense with escapes of bytes base64 never needs, which ordinary text and URLs are not.
 """
 
 import binascii
 import functools
+import json
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -110,12 +111,33 @@ _ESCAPINGS = (
 
 
 def search(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
-    """Every escaped region in stream[start:end]."""
+    """Every escaped region and byte array in stream[start:end]."""
     for escaping in _ESCAPINGS:
         # Found at memchr-like speed (a literal prefix); most bodies have none at all.
         first = escaping.trigger.search(stream, start, end)
         if first is not None:
             _decode_regions(scan, stream, escaping, max(start, first.start() - _REACH), end, where, depth)
+    _byte_arrays(scan, stream, start, end, where, depth)
+
+
+# Bytes as a JSON array of numbers: Node's Buffer.toJSON() ({"type":"Buffer","data":[255,
+# 216,…]}), Array.from(new Uint8Array(…)), Python's list(bytes). At least 60 of them, the
+# smallest image worth finding; numbers of up to three digits (a value over 255 makes the
+# array something else, found when it is parsed).
+_BYTE_ARRAY = re.compile(rb"\[\s*\d{1,3}(?:\s*,\s*\d{1,3}){59,}\s*\]")
+_NUMBER = re.compile(rb"\d+")
+
+
+def _byte_arrays(scan: ScanContext, stream: bytes, start: int, end: int, where: Where, depth: int) -> None:
+    for array in _BYTE_ARRAY.finditer(stream, start, end):
+        if scan.out_of_time(where):
+            return
+        try:
+            numbers = json.loads(array.group())  # C speed
+        except ValueError:  # leading zeros, which JSON forbids and the regex lets through
+            numbers = [int(number) for number in _NUMBER.findall(array.group())]
+        if all(number <= 255 for number in numbers):
+            scan.descend(bytes(numbers), (*where, f"byte array at byte {array.start():,}"), depth)
 
 
 def _decode_regions(scan: ScanContext, stream: bytes, escaping: _Escaping, start: int, end: int, where: Where, depth: int) -> None:
