@@ -101,9 +101,21 @@ class RecordingUpstream:
             # Without it each small response waits ~40 ms for a delayed TCP acknowledgement.
             disable_nagle_algorithm = True
 
+            def _read_chunked(self) -> bytes:
+                body = b""
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+
             def _any(self):
                 length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    body = self._read_chunked()  # a server keeps any other transfer coding for its app to undo
+                else:
+                    body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 host = headers.get("x-original-host") or headers.get("host", "")
                 with upstream._lock:

@@ -27,13 +27,18 @@ def judge(leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles,
     """`accounted_for`: the images this request is known to carry as they will leave (the
     cleaned outputs, and images the rule passes with a record of their own). Without
     `may_refuse` (rules that allow or only monitor) a refusal becomes a note instead."""
-    result = egress.scan(leaving)
-    stray = egress.unaccounted(result, accounted_for)
+    leftovers = egress.unaccounted(egress.scan(leaving), accounted_for)
+    stray = [finding for finding in leftovers if finding.kind == "image"]
     if stray:
         more = f" and {len(stray) - 1} more" if len(stray) > 1 else ""
         reason = f"an image Veil did not clean would leave with this request ({_describe(stray[0])}{more})"
         return _refuse_or_note(reason, may_refuse)
-    opaque = [finding for finding in result.findings if finding.kind == "opaque"]
+    documents = [finding for finding in leftovers if finding.kind == "document"]
+    if documents:
+        # Every image in it was one Veil produced, yet the document around them is not cleaned.
+        reason = f"a document or archive holding images would leave with this request ({_describe(documents[0])}), and Veil does not clean documents yet"
+        return _refuse_or_note(reason, may_refuse)
+    opaque = [finding for finding in leftovers if finding.kind == "opaque"]
     if not opaque or opaque_files == "allow":
         return EgressJudgement()
     why = f"a file Veil cannot look inside would leave with this request ({_describe(opaque[0])})"

@@ -1,7 +1,7 @@
 """Egress scanner benchmark: scan time per request body against the time Veil takes to
 clean that request's images (sanitise, strip only: faces off), measured in the same run.
 
-Run it through scripts/bench_egress. Markdown goes to stdout, progress to stderr. Every
+Run it through scripts/bench/egress. Markdown goes to stdout, progress to stderr. Every
 body is built here, in memory, from a generated photo with GPS EXIF; nothing is written.
 The target: scanning costs at most 5 % of cleaning; a 10 MB JSON body with one base64
 photo scans in tens of milliseconds.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "addons"))
 
 import piexif
 from PIL import Image
