@@ -115,3 +115,23 @@ def test_strips_without_byte_counts_are_re_encoded():
     result = sanitise(bytes(data), OFF)  # the strip cannot be located from kept tags: Pillow decodes it
     assert result.report.reencoded and fixtures.SECRET_NAME.encode() not in result.data
     assert Tiff().findings(result.data) == []
+
+
+def test_a_kept_tag_whose_count_was_raised_cannot_keep_other_tags_text():
+    """Found by tests/fuzz: ImageWidth given 127 values pointed at the Artist and Software
+    strings, and the in-place clean kept the bytes a kept tag pointed at."""
+    from builders import encode, gradient
+
+    data = bytearray(encode(gradient(), "TIFF", tiffinfo={315: "Jane Veil-Tester", 305: "VeilFixtureWriter"}))
+    order = "<" if data[:2] == b"II" else ">"
+    offset, entries = iter_ifds(bytes(data))[0]
+    count_field = entries[256][2] - 4  # the count sits just before the value field
+    struct.pack_into(order + "I", data, count_field, 127)
+    from veil.clean.errors import SanitiseError
+
+    assert b"Jane Veil-Tester" in data
+    try:
+        result = sanitise(bytes(data), SanitiseOptions(faces=FaceMode.OFF))
+    except SanitiseError:
+        return  # not cleaned in place, and the re-encode cannot decode it either: refused, nothing leaves
+    assert b"Jane Veil-Tester" not in result.data and b"VeilFixtureWriter" not in result.data

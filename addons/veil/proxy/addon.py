@@ -16,7 +16,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import layer
 
-from ..audit import AuditLog, RequestFacts, Rotation, public_url
+from ..audit import RequestFacts, Rotation, public_url
 from ..audit import upstream_record as audit_upstream_record
 from ..clean.errors import SanitiseError
 from ..policy import (
@@ -29,9 +29,9 @@ from ..policy import (
 )
 from . import content_encoding, destinations, exposure, feedback, integrity, pipeline
 from .admission import Admission, Overloaded
-from .envelopes import multipart
+from .audit_sink import AuditSink
 from .metrics import Metrics, MetricsServer, Status
-from .split_uploads import PieceRefused, SplitUploads
+from .upload_flows import HELD, UploadFlows
 from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logging.getLogger("veil")
@@ -40,10 +40,6 @@ MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 OUTCOME_KEY = "veil_outcome"  # the RequestFacts of a forwarded request whose outcome is recorded
 UNMATCHED_KEY = "veil_unmatched"  # an upload veil_decrypt_all opened that no rule covers: recorded as passed
-UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
-# Records of refused uploads kept while the audit log cannot be written, written once it
-# can again. Beyond this many, the oldest are dropped (and the drop is logged).
-AUDIT_BACKLOG_LIMIT = 10_000
 HOUSEKEEPING_SECONDS = 1.0
 STALLED_LOOP_SECONDS = 10.0  # /healthz fails when the event loop has not run for this long
 _MARKERS = {"sanitised": ":shield:", "monitored": ":eyes:", "blocked": ":no_entry:", "passed": ":warning:"}
@@ -57,7 +53,6 @@ def default_audit_log() -> Path:
 class Veil:
     def __init__(self):
         self.policy: Policy | None = None
-        self.audit: AuditLog | None = None
         self.pool: WorkerPool | None = None
         self.admission = Admission(workers=1, max_queued=0)
         # Request bodies are parsed here when large: off the event loop, apart from the
@@ -68,12 +63,10 @@ class Veil:
         self.metrics_server: MetricsServer | None = None
         self._host_options_set: tuple[list[str], list[str]] = ([], [])  # (allow_hosts, ignore_hosts) Veil set last
         self._running = False
-        self.uploads = integrity.UploadLedger()  # OpenAI Uploads: parts as sent, for complete's md5
-        self.split_uploads = SplitUploads()  # pieces of uploads in progress, held until the last
+        self.upload_flows = UploadFlows()  # OpenAI Uploads and Google resumable uploads, judged whole
         self.in_flight: set[str] = set()  # protected flows from headers to response or error
         self.draining = False
-        self.audit_failure: str | None = None  # why the last audit write failed, until one succeeds
-        self.audit_backlog: list[dict] = []
+        self.audit = AuditSink(self.metrics)  # the chained log, and what waits while it cannot be written
         self._heartbeat = time.monotonic()
         self._housekeeping: asyncio.Task | None = None
 
@@ -168,23 +161,10 @@ class Veil:
         if ctx.options.veil_audit_rotate_bytes < 0:
             raise exceptions.OptionsError("veil_audit_rotate_bytes must be 0 (never) or a size in bytes")
         rotation = Rotation(ctx.options.veil_audit_rotate_bytes, ctx.options.veil_audit_rotate_daily)
-        previous = self.audit
-        # One writer per log (a lock held for the writer's life): reopening the same file,
-        # for new rotation settings, must let go of it first.
-        same_file = previous is not None and previous.path == Path(path)
-        if same_file:
-            previous.close()
         try:
-            # Writes happen on the event loop, as does this: the old writer is idle, so the
-            # new one reads the final end of the chain.
-            audit = AuditLog(path, rotation)
+            self.audit.open(path, rotation)
         except OSError as error:
-            if same_file:
-                self.audit = AuditLog(path, previous.rotation)  # keep writing as before
             raise exceptions.OptionsError(f"veil_audit_log: cannot open {path}: {error.strerror or error}") from None
-        if previous and not same_file:
-            previous.close()
-        self.audit = audit
 
     def _serve_metrics(self, host: str, port: int):
         if self.metrics_server:
@@ -257,14 +237,13 @@ class Veil:
     def done(self):
         if self._housekeeping:
             self._housekeeping.cancel()
-        self._flush_audit_backlog()
+        self.audit.flush()
         if self.pool and self.admission.cleaning:
             self.pool.kill()  # past the drain: what is still being cleaned will never be sent
         self._stop_pool(wait=True)
         self.parser_pool.shutdown(wait=True)
-        self.split_uploads.held.close()
-        if self.audit:
-            self.audit.close()
+        self.upload_flows.close()
+        self.audit.close()
         if self.metrics_server:
             self.metrics_server.stop()
 
@@ -279,7 +258,7 @@ class Veil:
             "veil_images_cleaning": self.admission.cleaning,
             "veil_images_waiting": self.admission.waiting,
             "veil_uploads_in_flight": len(self.in_flight),
-            "veil_audit_backlog_records": len(self.audit_backlog),
+            "veil_audit_backlog_records": len(self.audit.backlog),
             "veil_event_loop_lag_seconds": round(time.monotonic() - self._heartbeat, 3),
         }
         alive = not self._running or time.monotonic() - self._heartbeat < STALLED_LOOP_SECONDS
@@ -287,8 +266,8 @@ class Veil:
             return Status(False, "not started", gauges, alive)
         if self.draining:
             return Status(False, f"draining: {len(self.in_flight)} upload(s) in flight", gauges, alive)
-        if self.audit_failure:
-            return Status(False, f"the audit log cannot be written: {self.audit_failure}", gauges, alive)
+        if self.audit.failure:
+            return Status(False, f"the audit log cannot be written: {self.audit.failure}", gauges, alive)
         return Status(True, "ready", gauges, alive)
 
     async def _keep_house(self):
@@ -296,8 +275,8 @@ class Veil:
         while True:
             self._heartbeat = time.monotonic()
             try:
-                if self.audit_backlog:
-                    self._flush_audit_backlog()
+                if self.audit.backlog:
+                    self.audit.flush()
             except Exception:  # a dead housekeeper would make /healthz report a stalled loop
                 log.exception("Veil: retrying the audit log failed unexpectedly")
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
@@ -429,31 +408,13 @@ class Veil:
         flow.marked = _MARKERS["passed"]
 
     def _held_as_a_piece(self, flow: http.HTTPFlow, match: Match) -> bool:
-        """A piece of an upload split over several requests (split_uploads.py): held and
-        answered by Veil, or refused (True); or the last piece, which then carries the whole
-        file and is examined like any request (False). False for any other request."""
-        limit = match.rule.limits.max_body_bytes
-        try:
-            body = pipeline.decoded_body(flow.request.raw_content or b"", flow.request.headers, limit)
-        except pipeline.RequestRefused:
-            return False  # examine() refuses it with its own record
-        piece = self.split_uploads.piece(flow.request.method, flow.request.path, flow.request.headers, body, limit)
-        if piece is None:
-            return False
-        if piece.refusal:
-            refusal = pipeline.RequestRefused(piece.refusal)
-            self._refuse(flow, [pipeline.refusal_record(_facts(flow, match), refusal.reason)], refusal)
-            return True
-        if piece.answer:
-            status, headers, content = piece.answer
-            flow.response = http.Response.make(status, content, headers | {"X-Veil": "held"})
-            flow.comment = "Veil: held this piece of a split upload; the whole file is cleaned and sent with the last piece"
-            return True
-        whole, headers = piece.whole
-        flow.request.content = whole  # mitmproxy re-applies Content-Encoding and Content-Length
-        for name, value in headers.items():
-            flow.request.headers[name] = value
-        return False
+        """A piece of a split upload held (or refused) by Veil; False when the request goes on."""
+        outcome = self.upload_flows.hold(flow, match.rule.limits.max_body_bytes)
+        if outcome is None or outcome == HELD:
+            return outcome == HELD
+        refusal = pipeline.RequestRefused(outcome)
+        self._refuse(flow, [pipeline.refusal_record(_facts(flow, match), refusal.reason)], refusal)
+        return True
 
     def _websocket_upgrade(self, flow: http.HTTPFlow, match: Match):
         """Veil does not read WebSocket frames: `unparsed_bodies` (or action: block) decides."""
@@ -489,46 +450,13 @@ class Veil:
         facts = flow.metadata.pop(OUTCOME_KEY, None)
         if facts is not None and flow.response is not None:
             self._record_outcome(audit_upstream_record(facts, status=flow.response.status_code))
-        if MATCH_KEY in flow.metadata and flow.response is not None and "X-Veil" not in flow.response.headers:
-            request = flow.request
-            self.split_uploads.learn(
-                request.method, request.pretty_host, request.path, request.headers, request.get_content(strict=False) or b"",
-                flow.response.status_code, flow.response.headers, flow.response.get_content(strict=False) or b"",
-            )  # fmt: skip
-        pending = flow.metadata.pop(UPLOAD_PART_KEY, None)
-        if pending is None or flow.response is None or flow.response.status_code >= 300:
-            return
-        try:
-            part_id = json.loads(flow.response.get_content(strict=False) or b"{}").get("id")
-        except (ValueError, AttributeError):
-            return
-        if isinstance(part_id, str):
-            upload_id, data, changed = pending
-            self.uploads.part_received(upload_id, part_id, data, changed)
+        self.upload_flows.on_response(flow, protected=MATCH_KEY in flow.metadata)
 
     def _follow_openai_upload(self, flow: http.HTTPFlow, decision: pipeline.Decision):
-        """OpenAI Uploads: remember each part as sent; give `complete` the md5 of those bytes."""
-        path = flow.request.path
-        upload_id = integrity.upload_part_id(path)
-        if upload_id:
-            data = multipart.field_content(flow.request.content or b"", flow.request.headers.get("content-type"), "data")
-            if data is not None:
-                flow.metadata[UPLOAD_PART_KEY] = (upload_id, data, decision.new_body is not None)
-            return
-        upload_id = integrity.upload_complete_id(path)
-        if upload_id:
-            try:
-                listed = self.split_uploads.complete_body(path, flow.request.content or b"")
-            except PieceRefused as refused:
-                refusal = pipeline.RequestRefused(refused.reason)
-                self._refuse(flow, [pipeline.refusal_record(_facts(flow, flow.metadata[MATCH_KEY]), refusal.reason)], refusal)
-                return
-            if listed is not None:
-                flow.request.content = listed
-            fixed = self.uploads.complete_body(upload_id, flow.request.content or b"")
-            if fixed is not None:
-                flow.request.content = fixed
-                flow.comment = "Veil: md5 recomputed for the parts it cleaned"
+        refused = self.upload_flows.follow(flow, changed=decision.new_body is not None)
+        if refused:
+            refusal = pipeline.RequestRefused(refused)
+            self._refuse(flow, [pipeline.refusal_record(_facts(flow, flow.metadata[MATCH_KEY]), refusal.reason)], refusal)
 
     async def _run_blocking(self, function, *args):
         """Large bodies are parsed and scanned here: off the event loop, apart from the
@@ -607,8 +535,7 @@ class Veil:
         """Answer the request with the refusal; its records are kept for later when the log
         cannot take them now (nothing was forwarded, so nothing is unaccounted for)."""
         if not self._record(records):
-            for record in records:
-                self._keep_for_later(record)
+            self.audit.keep_for_later(records)
         _answer_blocked(flow, refusal.reason, refusal.status, refusal.retry_after)
         if self.draining and flow.request.http_version.startswith("HTTP/1"):
             # The retry must open a new connection, which the load balancer sends to another
@@ -622,44 +549,14 @@ class Veil:
             feedback.notify_blocked(flow.request.pretty_host, refusal.reason)
 
     def _record(self, records: list[dict]) -> bool:
-        """Write a request's records (after any kept from a failing spell), all or none;
-        False when the audit log cannot be written."""
-        if not records:
-            return True  # a chat request without images: nothing to account for
-        return self._flush_audit_backlog() and self._write(records)
-
-    def _write(self, records: list[dict]) -> bool:
-        try:
-            self.audit.write_all(records)  # the chained log first: metrics never count what the log lacks
-        except OSError as error:
-            self.metrics.count_error("audit_write")
-            if self.audit_failure is None:
-                log.error(f"Veil: cannot write the audit log {self.audit.path}: {error.strerror or error}; "
-                          "protected uploads are refused until it can be written")  # fmt: skip
-            self.audit_failure = error.strerror or str(error)
-            return False
-        for record in records:
-            self.metrics.observe(record)
-        return True
-
-    def _audit_refusal(self) -> pipeline.RequestRefused:
-        reason = f"Veil cannot write its audit log ({self.audit_failure}) and forwards nothing it cannot account for"
-        return pipeline.RequestRefused(reason, status=503, retry_after=5)
-
-    def _flush_audit_backlog(self) -> bool:
-        if not self.audit_backlog:
-            return True
-        if not self._write(self.audit_backlog):
-            return False
-        log.warning(f"Veil: the audit log can be written again; {len(self.audit_backlog)} record(s) of refused uploads written")
-        self.audit_backlog, self.audit_failure = [], None
-        return True
+        return self.audit.record(records)
 
     def _keep_for_later(self, record: dict):
-        self.audit_backlog.append(record)
-        if len(self.audit_backlog) > AUDIT_BACKLOG_LIMIT:
-            del self.audit_backlog[0]
-            log.error(f"Veil: more than {AUDIT_BACKLOG_LIMIT} audit records waiting for a writable log; dropped the oldest")
+        self.audit.keep_for_later([record])
+
+    def _audit_refusal(self) -> pipeline.RequestRefused:
+        reason = f"Veil cannot write its audit log ({self.audit.failure}) and forwards nothing it cannot account for"
+        return pipeline.RequestRefused(reason, status=503, retry_after=5)
 
 
 def _load_policy(path: str) -> Policy:

@@ -35,6 +35,25 @@ class NotInPlace(Exception):
     """A TIFF whose pixel data cannot be located from the kept tags alone."""
 
 
+# How many values a kept tag may have. A count is also a length: a kept tag whose count was
+# raised (found by fuzzing: ImageWidth with 127 values) would point past its own value at
+# other tags' text, and `covered` would keep those bytes. Tags with one value per sample
+# may have up to 16; the rationals of colour description have their fixed counts; strips,
+# tiles and the colour map are bounded by their own checks.
+_SAMPLE_TAGS = {258, 280, 281, 338, 339, 340, 341}
+_FIXED_COUNTS = {318: 2, 319: 6, 529: 3, 530: 2, 532: 6}
+_UNBOUNDED = {273, 279, 320, 324, 325, 34675}
+
+
+def _check_counts(entries: Entries) -> None:
+    for tag, (_, count, _) in entries.items():
+        if tag in _UNBOUNDED:
+            continue
+        allowed = 16 if tag in _SAMPLE_TAGS else _FIXED_COUNTS.get(tag, 1)
+        if count > allowed:
+            raise NotInPlace(f"TIFF tag {tag} has {count} values where a decoder reads at most {allowed}")
+
+
 def _value_range(data: bytes, order: str, entry: tuple[int, int, int]) -> tuple[int, int] | None:
     """Where an entry's value lies when it does not fit in the entry itself."""
     typ, count, field = entry
@@ -105,6 +124,7 @@ def strip(data: bytes, order: str, ifds: list[tuple[int, Entries]], keep_tags: s
         if compression not in _SELF_CONTAINED_COMPRESSIONS:
             raise NotInPlace(f"TIFF compression {compression} keeps its data outside the strips")
         kept = {tag: entry for tag, entry in entries.items() if tag in keep_tags}
+        _check_counts(kept)
         if _ICC_TAG in kept and not (keep_icc and _neutralise_profile(data, out, order, kept[_ICC_TAG])):
             del kept[_ICC_TAG]
             icc_dropped = True
