@@ -21,6 +21,18 @@ def face_photo_with_gps() -> bytes:
     return buffer.getvalue()
 
 
+def heic_face_photo_with_gps() -> bytes:
+    """The astronaut as an iPhone writes photos: HEIC, with GPS and camera EXIF and XMP."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from skimage import data
+
+    buffer = io.BytesIO()
+    image = pillow_heif.from_pillow(Image.fromarray(data.astronaut()))
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description dc:creator="Jane Doe" xmlns:dc="http://purl.org/dc/elements/1.1/"/></rdf:RDF></x:xmpmeta>'
+    image.save(buffer, quality=70, exif=b"Exif\x00\x00" + exif_block(gps=True), xmp=xmp)
+    return buffer.getvalue()
+
+
 def large_face_photo_with_gps(size: int = 9 * 1024 * 1024) -> bytes:
     """The astronaut with GPS, grown past `size` bytes by maker-note-like APP15 segments (a
     large phone photo's share of metadata): big enough that SDKs send it in several chunks."""

@@ -87,6 +87,52 @@ def test_chatgpt_web_blob_put_is_clean_masked_and_exactly_file_size_long(proxy, 
     assert record["actions"] == ["strip", "faces:mask", "reencode", "pad"]
 
 
+def test_an_iphone_heic_through_chatgpts_declared_size_put_is_accepted_and_clean(proxy, proxy_env, upstream, tmp_path):
+    """Issue 15: HEIC used to be re-encoded, longer than the declared size, and refused."""
+    from e2e.photos import heic_face_photo_with_gps
+
+    photo = heic_face_photo_with_gps()
+    (tmp_path / "IMG_2041.HEIC").write_bytes(photo)
+    created = curl(
+        proxy_env, "https://chatgpt.com/backend-api/files", "-H", "Content-Type: application/json",
+        "--data", json.dumps({"file_name": "IMG_2041.HEIC", "file_size": len(photo), "use_case": "multimodal"}),
+    )  # fmt: skip
+    answer = json.loads(created.stdout)
+    put = curl(
+        proxy_env, "-i", "--suppress-connect-headers", "-X", "PUT", answer["upload_url"], "--data-binary",
+        f"@{tmp_path / 'IMG_2041.HEIC'}", "-H", "Content-Type: image/heic", "-H", "x-ms-blob-type: BlockBlob",
+    )  # fmt: skip
+    assert status_and_body(put)[0] == 201, put.stdout
+    received = upstream.last(f"/files/{answer['file_id']}/raw")
+    assert len(received.body) == len(photo)  # exactly the declared file_size
+    assert_clean_and_masked(received.body)
+    assert b"Jane Doe" not in received.body
+    uploaded = curl(proxy_env, "-i", "--suppress-connect-headers", "-X", "POST", f"https://chatgpt.com/backend-api/files/{answer['file_id']}/uploaded", "--data", "{}")
+    assert status_and_body(uploaded)[0] == 200, uploaded.stdout  # no file_size_mismatch
+
+
+def test_an_iphone_heic_to_claude_and_gemini_web_keeps_its_length_and_arrives_clean(proxy, proxy_env, upstream, tmp_path):
+    from e2e.photos import heic_face_photo_with_gps
+
+    photo = heic_face_photo_with_gps()
+    path = tmp_path / "IMG_2041.HEIC"
+    path.write_bytes(photo)
+    done = curl(proxy_env, "https://claude.ai/api/0f3c-org/upload", "-F", f"file=@{path};type=image/heic", "-F", "orgUuid=0f3c-org")
+    assert done.returncode == 0 and b"veil_blocked" not in done.stdout, done.stdout
+    image = multipart_field(upstream.last("/api/0f3c-org/upload"), "file")
+    assert len(image) == len(photo)
+    assert_clean_and_masked(image)
+    upload_url = _gemini_web_start(proxy_env, len(photo))
+    done = curl(
+        proxy_env, "-i", "--suppress-connect-headers", upload_url, "--data-binary", f"@{path}",
+        "-H", "x-goog-upload-command: upload, finalize", "-H", "x-goog-upload-offset: 0",
+    )  # fmt: skip
+    assert status_and_body(done)[0] == 200, done.stdout  # the fake Google checks the declared length
+    received = upstream.last(upload_url.split("push.clients6.google.com")[1])
+    assert len(received.body) == len(photo)
+    assert_clean_and_masked(received.body)
+
+
 # ---- Claude.ai: multipart `file` to /api/{org}/upload ----------------------------------------
 
 
