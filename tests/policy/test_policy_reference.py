@@ -6,7 +6,7 @@ import re
 import pytest
 
 from veil.clean.options import DetectionSettings, FaceMode
-from veil.policy import reader, reference
+from veil.policy import reader, reference, settings
 from veil.policy.model import Action, ImageReferences, Limits, OnError, OpaqueFiles, Rule, UnparsedBodies
 
 
@@ -16,8 +16,8 @@ def every_key() -> list[str]:
         *reader.TOP_LEVEL_KEYS,
         *reader.SERVICE_KEYS,
         *reader.RULE_KEYS,
-        *(f"limits.{key}" for key in reader._LIMIT_READERS),
-        *(f"detection.{key}" for key in reader._DETECTION_READERS),
+        *(f"limits.{key}" for key in settings.LIMIT_READERS),
+        *(f"detection.{key}" for key in settings.DETECTION_READERS),
     ]
 
 
@@ -32,8 +32,8 @@ def test_every_key_the_reader_accepts_has_a_description():
         **{key: reference.TOP_LEVEL.get(key) for key in reader.TOP_LEVEL_KEYS},
         **{key: reference.SERVICE.get(key) or reference.SETTINGS.get(key) for key in reader.SERVICE_KEYS},
         **{key: reference.RULE.get(key) or reference.SETTINGS.get(key) for key in reader.RULE_KEYS},
-        **{f"limits.{key}": reference.LIMITS.get(key) for key in reader._LIMIT_READERS},
-        **{f"detection.{key}": reference.DETECTION.get(key) for key in reader._DETECTION_READERS},
+        **{f"limits.{key}": reference.LIMITS.get(key) for key in settings.LIMIT_READERS},
+        **{f"detection.{key}": reference.DETECTION.get(key) for key in settings.DETECTION_READERS},
     }
     assert [key for key, text in described.items() if not (text and text.strip())] == []
     reference.check_descriptions()
@@ -58,11 +58,11 @@ def test_every_enum_value_is_listed_in_its_settings_row():
 def test_defaults_are_the_codes():
     page = reference.render_reference()
     built_in = Rule()
-    for key in reader._SETTING_READERS:
+    for key in settings.SETTING_READERS:
         assert row_of(page, key).split(" | ")[2] == reference.yaml_value(getattr(built_in, key))
-    for key in reader._LIMIT_READERS:
+    for key in settings.LIMIT_READERS:
         assert row_of(page, f"limits.{key}").split(" | ")[2] == reference.yaml_value(getattr(Limits(), key))
-    for key in reader._DETECTION_READERS:
+    for key in settings.DETECTION_READERS:
         default = getattr(DetectionSettings(), key)
         assert row_of(page, f"detection.{key}").split(" | ")[2] == reference.yaml_value(default)
 
@@ -76,14 +76,14 @@ def test_allowed_values_come_from_the_readers_bounds():
 
 
 def test_a_new_setting_without_a_description_fails_the_render(monkeypatch):
-    monkeypatch.setitem(reader._SETTING_READERS, "new_setting", reader._SETTING_READERS["strip"])
+    monkeypatch.setitem(settings.SETTING_READERS, "new_setting", settings.SETTING_READERS["strip"])
     monkeypatch.setattr(reader, "SETTING_KEYS", (*reader.SETTING_KEYS, "new_setting"))
     with pytest.raises(reference.UndocumentedPolicyKeys, match="'new_setting' has no description"):
         reference.render_reference()
 
 
 def test_a_new_detection_key_without_a_description_fails_the_render(monkeypatch):
-    monkeypatch.setitem(reader._DETECTION_READERS, "new_knob", reader._DETECTION_READERS["tile_px"])
+    monkeypatch.setitem(settings.DETECTION_READERS, "new_knob", settings.DETECTION_READERS["tile_px"])
     with pytest.raises(reference.UndocumentedPolicyKeys, match="detection: 'new_knob' has no description"):
         reference.render_reference()
 
@@ -95,6 +95,6 @@ def test_a_description_of_a_removed_key_fails_the_render(monkeypatch):
 
 
 def test_a_reader_of_an_unknown_kind_fails_the_render(monkeypatch):
-    monkeypatch.setitem(reader._SETTING_READERS, "strip", lambda node: True)
+    monkeypatch.setitem(settings.SETTING_READERS, "strip", lambda node: True)
     with pytest.raises(reference.UndocumentedPolicyKeys, match="not one reference.allowed_values knows"):
         reference.render_reference()

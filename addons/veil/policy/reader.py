@@ -10,16 +10,13 @@ are resolved here, once: built-in defaults <- `defaults:` <- service <- rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..clean.options import DetectionSettings, FaceMode
 from .catalogue import (
     CATALOGUE_FOLDER,
     ENTRY_KEYS,
@@ -34,29 +31,30 @@ from .model import (
     DEFAULT_POLICY_PATH,
     SUPPORTED_VERSION,
     Action,
-    ImageReferences,
-    Limits,
-    OnError,
-    OpaqueFiles,
     Policy,
     Protect,
     Route,
-    Rule,
     Service,
     UnnamedDestinations,
-    UnparsedBodies,
+)
+from .nodes import NodeWalker
+from .nodes import join as _join
+from .settings import (
+    DETECTION_READERS,
+    LIMIT_READERS,
+    SETTING_READERS,
+    Layer,
+    Setting,
+    built_in_layer,
+    rule_from,
 )
 from .values import (
     YAML_SCALARS,
-    Invalid,
     choices,
     describe,
     did_you_mean,
     enum_reader,
     line_of,
-    positive_reader,
-    range_reader,
-    read_bool,
     read_host_pattern,
     read_method,
     read_path_pattern,
@@ -115,40 +113,7 @@ def _in_document_order(problems: list[PolicyProblem]) -> list[PolicyProblem]:
     return sorted(unique, key=lambda problem: (problem.source != problems[0].source, problem.source, problem.line or 0))
 
 
-# ---- settings shared by defaults, services and rules -------------------------------------
-
-_SETTING_READERS: dict[str, Callable[[Node], Any]] = {
-    "action": enum_reader(Action),
-    "strip": read_bool,
-    "faces": enum_reader(FaceMode),
-    "keep_icc": read_bool,
-    "on_error": enum_reader(OnError),
-    "preserve_length": read_bool,
-    "unparsed_bodies": enum_reader(UnparsedBodies),
-    "image_references": enum_reader(ImageReferences),
-    "opaque_files": enum_reader(OpaqueFiles),
-}
-_LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
-    "max_image_pixels": positive_reader(accept_fractions=False),
-    "max_body_bytes": positive_reader(accept_fractions=False),
-    "image_timeout_seconds": positive_reader(accept_fractions=True),
-}
-
-
-# `detection:` (see DetectionSettings for what each one does).
-_DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
-    "threshold": range_reader(True, 0.0, 1.0, low_inclusive=False),
-    "nms_iou": range_reader(True, 0.0, 1.0, low_inclusive=False),
-    "min_face_px": range_reader(False, 4, 10_000),
-    "max_detect_long_side": range_reader(False, 64, 100_000),
-    "upscale_below": range_reader(False, 0, 10_000),
-    "tile_px": range_reader(False, 128, 8192, multiple=32),
-    "tile_overlap_px": range_reader(False, 0, 4096),
-    "largest_face_px": range_reader(False, 32, 4096),
-    "mask_scale": range_reader(True, 1.0, 4.0),
-    "mask_min_margin_px": range_reader(False, 0, 1000),
-}
-SETTING_KEYS = (*_SETTING_READERS, "limits", "detection")
+SETTING_KEYS = (*SETTING_READERS, "limits", "detection")
 TOP_LEVEL_KEYS = ("version", "defaults", "groups", "catalogue", "services", "protect", "tunnel", "unnamed_destinations")
 SERVICE_KEYS = ("hosts", "rules", *SETTING_KEYS)
 CATALOGUE_KEYS = ("include", "except")
@@ -161,47 +126,12 @@ _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-@dataclass(frozen=True)
-class _Setting:
-    """A value with where it was written, so a conflict can point at the right line."""
-
-    value: Any
-    line: int | None
-    path: str
-    # 0 built in, 1 defaults, 2 service, 3 rule; for a catalogue service, 4 the policy's
-    # settings for the service and 5 its rule_settings: higher is more specific, and the
-    # policy always has the last word over the catalogue.
-    depth: int
-    source: str = ""  # the file it was written in (the policy or a catalogue file)
-
-
-# A layer maps setting names ("faces", "limits.max_body_bytes") to where they were set.
-_Layer = dict[str, _Setting]
-
-
-def _built_in_layer() -> _Layer:
-    built_in = Rule()
-    layer = {key: _Setting(getattr(built_in, key), None, "", 0) for key in _SETTING_READERS}
-    for key in _LIMIT_READERS:
-        layer[f"limits.{key}"] = _Setting(getattr(built_in.limits, key), None, "", 0)
-    for key in _DETECTION_READERS:
-        layer[f"detection.{key}"] = _Setting(getattr(built_in.detection, key), None, "", 0)
-    return layer
-
-
-def _rule_from(layer: _Layer) -> Rule:
-    limits = Limits(**{key: layer[f"limits.{key}"].value for key in _LIMIT_READERS})
-    detection = DetectionSettings(**{key: layer[f"detection.{key}"].value for key in _DETECTION_READERS})
-    return Rule(**{key: layer[key].value for key in _SETTING_READERS}, limits=limits, detection=detection)
-
-
-class _PolicyReader:
-    """Walks the node tree once, collecting every problem instead of stopping at the first."""
+class _PolicyReader(NodeWalker):
+    """Walks the policy's node tree once, collecting every problem instead of stopping at the first."""
 
     def __init__(self, source: str, catalogue_loader: Callable[[], Catalogue]):
-        self.source = source  # the file being read: the policy, or a catalogue file for a while
+        super().__init__(source)
         self.policy_source = source
-        self.problems: list[PolicyProblem] = []
         self.host_nodes: dict[tuple[str, str], tuple[str, Node]] = {}  # (service, pattern) -> (file, where written)
         self.groups: dict[str, frozenset[str]] = {}  # top-level `groups:`, read before the services
         self._catalogue_loader = catalogue_loader
@@ -218,70 +148,6 @@ class _PolicyReader:
                 self._catalogue = Catalogue({}, {})
         return self._catalogue
 
-    @contextmanager
-    def reading(self, source: str) -> Iterator[None]:
-        """Problems found meanwhile belong to `source` (a catalogue file)."""
-        previous, self.source = self.source, source
-        try:
-            yield
-        finally:
-            self.source = previous
-
-    def problem(self, node: Node | None, path: str, message: str) -> None:
-        line = line_of(node) if node is not None else 1
-        self.problems.append(PolicyProblem(self.source, line, path, message))
-
-    # ---- structure helpers ----
-
-    def mapping(self, node: Node, path: str, allowed: Iterable[str] | None) -> dict[str, tuple[Node, Node]]:
-        """Key -> (key node, value node). Reports non-mappings, duplicate and unknown keys."""
-        if not isinstance(node, MappingNode):
-            self.problem(node, path, f"expected a mapping of keys to values, got {describe(node)}")
-            return {}
-        entries: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
-            key = self.key(key_node, path, allowed)
-            if key is None:
-                continue
-            if key in entries:
-                first = line_of(entries[key][0])
-                self.problem(
-                    key_node,
-                    _join(path, key),
-                    f"duplicate key (first at line {first}); YAML would silently keep only the last one, so remove one",
-                )
-                continue
-            entries[key] = (key_node, value_node)
-        return entries
-
-    def key(self, key_node: Node, path: str, allowed: Iterable[str] | None) -> str | None:
-        if not isinstance(key_node, ScalarNode) or key_node.tag.endswith(":null"):
-            self.problem(key_node, path, f"keys must be plain names, got {describe(key_node)}")
-            return None
-        key = key_node.value
-        if allowed is not None and key not in allowed:
-            allowed = list(allowed)
-            hint = did_you_mean(key, allowed)
-            self.problem(key_node, _join(path, key), f"unknown key; {hint}allowed here: {choices(allowed)}")
-            return None
-        return key
-
-    def sequence(self, node: Node, path: str, example: str) -> list[Node] | None:
-        if not isinstance(node, SequenceNode):
-            self.problem(node, path, f"expected a list, e.g. {example}; got {describe(node)}")
-            return None
-        if not node.value:
-            self.problem(node, path, f"the list is empty; list at least one, e.g. {example}")
-            return None
-        return node.value
-
-    def value(self, reader: Callable[[Node], Any], node: Node, path: str) -> Any:
-        try:
-            return reader(node)
-        except Invalid as invalid:
-            self.problem(node, path, str(invalid))
-            return None
-
     # ---- the document ----
 
     def read(self, root: Node | None) -> Policy | None:
@@ -292,7 +158,7 @@ class _PolicyReader:
         if not isinstance(root, MappingNode):
             return None
         self.version(entries.get("version"), root)
-        defaults_layer = {**_built_in_layer(), **self.defaults(entries.get("defaults"))}
+        defaults_layer = {**built_in_layer(), **self.defaults(entries.get("defaults"))}
         self.check_combination(defaults_layer)
         self.groups = self.read_groups(entries.get("groups"))
         protect = self.optional(entries.get("protect"), "protect", enum_reader(Protect), Protect.AI_SERVICES)
@@ -303,7 +169,7 @@ class _PolicyReader:
         tunnel = self.tunnel(entries.get("tunnel"), services)
         if self.problems:
             return None
-        defaults = _rule_from(defaults_layer)
+        defaults = rule_from(defaults_layer)
         catch_all = None
         if protect is Protect.ALL_UPLOADS:
             catch_all = Service(CATCH_ALL_SERVICE, (), (Route("all-uploads", None, UPLOAD_METHODS, defaults),))
@@ -325,35 +191,35 @@ class _PolicyReader:
                 return
         self.problem(node, "version", f"{describe(node)} is not supported; this Veil reads version {SUPPORTED_VERSION}")
 
-    def defaults(self, entry: tuple[Node, Node] | None) -> _Layer:
+    def defaults(self, entry: tuple[Node, Node] | None) -> Layer:
         if entry is None:
             return {}
         return self.settings(self.mapping(entry[1], "defaults", SETTING_KEYS), "defaults", depth=1)
 
-    def settings(self, entries: dict[str, tuple[Node, Node]], path: str, depth: int) -> _Layer:
+    def settings(self, entries: dict[str, tuple[Node, Node]], path: str, depth: int) -> Layer:
         """The setting keys present in an already-read mapping, as a layer."""
-        layer: _Layer = {}
-        for key, reader in _SETTING_READERS.items():
+        layer: Layer = {}
+        for key, reader in SETTING_READERS.items():
             if key in entries:
                 self.setting(layer, key, reader, entries[key][1], _join(path, key), depth)
         if "limits" in entries:
             limits_path = _join(path, "limits")
-            limit_entries = self.mapping(entries["limits"][1], limits_path, _LIMIT_READERS)
+            limit_entries = self.mapping(entries["limits"][1], limits_path, LIMIT_READERS)
             for key, (_, node) in limit_entries.items():
-                self.setting(layer, f"limits.{key}", _LIMIT_READERS[key], node, _join(limits_path, key), depth)
+                self.setting(layer, f"limits.{key}", LIMIT_READERS[key], node, _join(limits_path, key), depth)
         if "detection" in entries:
             detection_path = _join(path, "detection")
-            detection_entries = self.mapping(entries["detection"][1], detection_path, _DETECTION_READERS)
+            detection_entries = self.mapping(entries["detection"][1], detection_path, DETECTION_READERS)
             for key, (_, node) in detection_entries.items():
-                self.setting(layer, f"detection.{key}", _DETECTION_READERS[key], node, _join(detection_path, key), depth)
+                self.setting(layer, f"detection.{key}", DETECTION_READERS[key], node, _join(detection_path, key), depth)
         return layer
 
-    def setting(self, layer: _Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:
+    def setting(self, layer: Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:
         value = self.value(reader, node, path)
         if value is not None:
-            layer[key] = _Setting(value, line_of(node), path, depth, self.source)
+            layer[key] = Setting(value, line_of(node), path, depth, self.source)
 
-    def check_combination(self, layer: _Layer) -> None:
+    def check_combination(self, layer: Layer) -> None:
         """Cleaning always removes metadata: masking re-encodes from pixels, which drops it
         anyway, and the core has no way to keep it. So `strip: false` only makes sense for
         rules that never clean (allow, block)."""
@@ -371,21 +237,21 @@ class _PolicyReader:
             message = f"action: {action.value.value} needs strip: true, but strip is false ({origin}); {advice}"
             self.problems.append(PolicyProblem(action.source or self.source, action.line, action.path, message))
 
-    def check_tiles(self, layer: _Layer) -> None:
+    def check_tiles(self, layer: Layer) -> None:
         """Tiles overlap by at least tile_overlap_px, and the coarsest pass by the largest face,
         so both must fit in half a tile, or the windows could not advance (or faces be cut)."""
         tile = layer["detection.tile_px"]
         for key in ("largest_face_px", "tile_overlap_px"):
             self.check_half_tile(layer[f"detection.{key}"], key, tile)
 
-    def check_half_tile(self, part: _Setting, key: str, tile: _Setting) -> None:
+    def check_half_tile(self, part: Setting, key: str, tile: Setting) -> None:
         if part.value * 2 <= tile.value:
             return
         blame = part if part.depth >= tile.depth else tile
         if blame.line is None:
             return  # both built in: cannot happen with the shipped defaults
 
-        def origin(setting: _Setting) -> str:
+        def origin(setting: Setting) -> str:
             if setting is blame:
                 return "here"
             return f"from {setting.path}, line {setting.line}" if setting.line else "built in"
@@ -400,7 +266,7 @@ class _PolicyReader:
     # ---- services ----
 
     def services(
-        self, entry: tuple[Node, Node] | None, root: Node, defaults: _Layer, included: list[str] | None, protect: Protect
+        self, entry: tuple[Node, Node] | None, root: Node, defaults: Layer, included: list[str] | None, protect: Protect
     ) -> tuple[Service, ...]:
         """The policy's own services, then the catalogue's it includes (each adjusted by a
         `services:` entry of its name, or replaced by one that lists its own hosts)."""
@@ -432,7 +298,7 @@ class _PolicyReader:
             return False
         return name in self.catalogue.entries
 
-    def service(self, name: str, key_node: Node, node: Node, defaults: _Layer) -> Service:
+    def service(self, name: str, key_node: Node, node: Node, defaults: Layer) -> Service:
         path = _join("services", name)
         if not _SERVICE_NAME.fullmatch(name):
             self.problem(key_node, path, "a service name uses letters, digits, '-' and '_' (it appears in audit records)")
@@ -445,7 +311,7 @@ class _PolicyReader:
         routes = self.routes(entries.get("rules"), path, name, layer)
         return Service(name, tuple(hosts), routes)
 
-    def catalogue_service(self, entry: CatalogueEntry, defaults: _Layer, adjustment: tuple[Node, Node] | None) -> Service:
+    def catalogue_service(self, entry: CatalogueEntry, defaults: Layer, adjustment: tuple[Node, Node] | None) -> Service:
         """A catalogue entry read like a policy's service (its problems point into its file),
         with the policy's adjustments on top: the policy has the last word."""
         path = _join("services", entry.name)
@@ -469,8 +335,8 @@ class _PolicyReader:
         return Service(entry.name, tuple(hosts), (*own_rules, *routes), from_catalogue=True)
 
     def adjustment(
-        self, name: str, adjustment: tuple[Node, Node] | None, catalogue_layer: _Layer, rule_names: list[str]
-    ) -> tuple[tuple[Route, ...], Callable[[str], _Layer]]:
+        self, name: str, adjustment: tuple[Node, Node] | None, catalogue_layer: Layer, rule_names: list[str]
+    ) -> tuple[tuple[Route, ...], Callable[[str], Layer]]:
         """The policy's `services.<name>` for a catalogue service: its own rules (tried first)
         and the overlay of settings each catalogue rule gets (service-wide, then per rule)."""
         if adjustment is None:
@@ -484,7 +350,7 @@ class _PolicyReader:
             own_rules = self.routes(entries["rules"], path, name, {**catalogue_layer, **service_wide})
         return own_rules, lambda rule: {**service_wide, **per_rule.get(rule, {})}
 
-    def rule_settings(self, entry: tuple[Node, Node] | None, path: str, rule_names: list[str]) -> dict[str, _Layer]:
+    def rule_settings(self, entry: tuple[Node, Node] | None, path: str, rule_names: list[str]) -> dict[str, Layer]:
         if entry is None:
             return {}
         layers = {}
@@ -572,14 +438,14 @@ class _PolicyReader:
     # ---- rules ----
 
     def routes(
-        self, entry: tuple[Node, Node] | None, path: str, service: str, layer: _Layer, overlay: Callable[[str], _Layer] = lambda rule: {}
+        self, entry: tuple[Node, Node] | None, path: str, service: str, layer: Layer, overlay: Callable[[str], Layer] = lambda rule: {}
     ) -> tuple[Route, ...]:
         """`overlay(rule name)`: settings laid over each rule's own (the policy's adjustments
         of a catalogue service)."""
         if entry is None:  # no rules: one catch-all rule with the service's settings
             layer = {**layer, **overlay(f"{service}#0")}
             self.check_combination(layer)
-            return (Route(f"{service}#0", None, UPLOAD_METHODS, _rule_from(layer)),)
+            return (Route(f"{service}#0", None, UPLOAD_METHODS, rule_from(layer)),)
         rules_path = _join(path, "rules")
         items = self.sequence(entry[1], rules_path, "rules: [{paths: [\"/v1/*\"]}]") or []
         routes: list[Route] = []
@@ -591,7 +457,7 @@ class _PolicyReader:
                 routes.append(route)
         return tuple(routes)
 
-    def route(self, node: Node, path: str, default_name: str, service_layer: _Layer, overlay: Callable[[str], _Layer]) -> Route | None:
+    def route(self, node: Node, path: str, default_name: str, service_layer: Layer, overlay: Callable[[str], Layer]) -> Route | None:
         entries = self.mapping(node, path, RULE_KEYS)
         if not isinstance(node, MappingNode):
             return None
@@ -603,7 +469,7 @@ class _PolicyReader:
         audience = self.audience(entries.get("users"), entries.get("groups"), path)
         layer = {**service_layer, **self.settings(entries, path, depth=3), **overlay(name)}
         self.check_combination(layer)
-        return Route(name, paths, methods, _rule_from(layer), line_of(node), audience)
+        return Route(name, paths, methods, rule_from(layer), line_of(node), audience)
 
     def paths(self, entry: tuple[Node, Node] | None, path: str) -> tuple[PathPattern, ...] | None:
         if entry is None:
@@ -721,8 +587,5 @@ def _value_node(mapping: Node, key: str) -> Node:
             return value_node
     return mapping
 
-
-def _join(*parts: str) -> str:
-    return ".".join(part for part in parts if part)
 
 

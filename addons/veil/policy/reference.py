@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from ..clean.options import DetectionSettings
-from . import reader
+from . import reader, settings
 from .matching import ANY_METHOD, KNOWN_METHODS, UPLOAD_METHODS
 from .model import SUPPORTED_VERSION, Limits, Rule
 from .values import read_bool
@@ -255,8 +255,8 @@ def _sections() -> list[tuple[str, Iterable[str], dict[str, str]]]:
         ("a service", _own_keys(reader.SERVICE_KEYS), SERVICE),
         ("a rule", _own_keys(reader.RULE_KEYS), RULE),
         ("settings", reader.SETTING_KEYS, SETTINGS),
-        ("limits", reader._LIMIT_READERS, LIMITS),
-        ("detection", reader._DETECTION_READERS, DETECTION),
+        ("limits", settings.LIMIT_READERS, LIMITS),
+        ("detection", settings.DETECTION_READERS, DETECTION),
     ]
 
 
@@ -268,7 +268,7 @@ def check_descriptions() -> None:
         keys = list(keys)
         problems += [f"{where}: '{key}' has no description" for key in keys if not prose.get(key, "").strip()]
         problems += [f"{where}: '{key}' is described but the reader does not accept it" for key in prose if key not in keys]
-    for read in reader._SETTING_READERS.values():
+    for read in settings.SETTING_READERS.values():
         allowed_values(read)  # raises for a reader it cannot describe
     if problems:
         raise UndocumentedPolicyKeys(
@@ -309,7 +309,7 @@ def render_reference() -> str:
     check_descriptions()
     facts = _code_facts()
     built_in = Rule()
-    block_keys = [key for key in reader.SETTING_KEYS if key not in reader._SETTING_READERS]
+    block_keys = [key for key in reader.SETTING_KEYS if key not in settings.SETTING_READERS]
     parts = [
         "## Top level",
         _key_table(reader.TOP_LEVEL_KEYS, TOP_LEVEL, facts),
@@ -329,16 +329,16 @@ def render_reference() -> str:
         "## Settings",
         "Written under `defaults:`, a service or a rule; the most specific wins. The built-in "
         "default applies where none of them sets the key.",
-        _settings_table(reader._SETTING_READERS, built_in, SETTINGS, facts),
+        _settings_table(settings.SETTING_READERS, built_in, SETTINGS, facts),
         _key_table(block_keys, SETTINGS, facts),
         "### `limits`",
-        _settings_table(reader._LIMIT_READERS, Limits(), LIMITS, facts, prefix="limits."),
+        _settings_table(settings.LIMIT_READERS, Limits(), LIMITS, facts, prefix="limits."),
         "### `detection`",
-        _settings_table(reader._DETECTION_READERS, DetectionSettings(), DETECTION, facts, prefix="detection."),
+        _settings_table(settings.DETECTION_READERS, DetectionSettings(), DETECTION, facts, prefix="detection."),
     ]
     return "\n\n".join(parts) + "\n"
 
 
 def enums_documented() -> dict[str, type[Enum]]:
     """Setting key -> the enum its reader accepts: the values the reference must list."""
-    return {key: enum for key, read in reader._SETTING_READERS.items() if (enum := enum_of(read)) is not None}
+    return {key: enum for key, read in settings.SETTING_READERS.items() if (enum := enum_of(read)) is not None}

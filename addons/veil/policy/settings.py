@@ -1,0 +1,88 @@
+"""The settings a rule resolves: how each key is read, and the layers they are resolved
+through (built-in defaults <- `defaults:` <- service <- rule; for a catalogue service, the
+policy's own settings last). The docs' policy reference is rendered from these readers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from yaml.nodes import Node
+
+from ..clean.options import DetectionSettings, FaceMode
+from .model import (
+    Action,
+    ImageReferences,
+    Limits,
+    OnError,
+    OpaqueFiles,
+    Rule,
+    UnparsedBodies,
+)
+from .values import enum_reader, positive_reader, range_reader, read_bool
+
+SETTING_READERS: dict[str, Callable[[Node], Any]] = {
+    "action": enum_reader(Action),
+    "strip": read_bool,
+    "faces": enum_reader(FaceMode),
+    "keep_icc": read_bool,
+    "on_error": enum_reader(OnError),
+    "preserve_length": read_bool,
+    "unparsed_bodies": enum_reader(UnparsedBodies),
+    "image_references": enum_reader(ImageReferences),
+    "opaque_files": enum_reader(OpaqueFiles),
+}
+LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
+    "max_image_pixels": positive_reader(accept_fractions=False),
+    "max_body_bytes": positive_reader(accept_fractions=False),
+    "image_timeout_seconds": positive_reader(accept_fractions=True),
+}
+
+
+# `detection:` (see DetectionSettings for what each one does).
+DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
+    "threshold": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "nms_iou": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "min_face_px": range_reader(False, 4, 10_000),
+    "max_detect_long_side": range_reader(False, 64, 100_000),
+    "upscale_below": range_reader(False, 0, 10_000),
+    "tile_px": range_reader(False, 128, 8192, multiple=32),
+    "tile_overlap_px": range_reader(False, 0, 4096),
+    "largest_face_px": range_reader(False, 32, 4096),
+    "mask_scale": range_reader(True, 1.0, 4.0),
+    "mask_min_margin_px": range_reader(False, 0, 1000),
+}
+
+@dataclass(frozen=True)
+class Setting:
+    """A value with where it was written, so a conflict can point at the right line."""
+
+    value: Any
+    line: int | None
+    path: str
+    # 0 built in, 1 defaults, 2 service, 3 rule; for a catalogue service, 4 the policy's
+    # settings for the service and 5 its rule_settings: higher is more specific, and the
+    # policy always has the last word over the catalogue.
+    depth: int
+    source: str = ""  # the file it was written in (the policy or a catalogue file)
+
+
+# A layer maps setting names ("faces", "limits.max_body_bytes") to where they were set.
+Layer = dict[str, Setting]
+
+
+def built_in_layer() -> Layer:
+    built_in = Rule()
+    layer = {key: Setting(getattr(built_in, key), None, "", 0) for key in SETTING_READERS}
+    for key in LIMIT_READERS:
+        layer[f"limits.{key}"] = Setting(getattr(built_in.limits, key), None, "", 0)
+    for key in DETECTION_READERS:
+        layer[f"detection.{key}"] = Setting(getattr(built_in.detection, key), None, "", 0)
+    return layer
+
+
+def rule_from(layer: Layer) -> Rule:
+    limits = Limits(**{key: layer[f"limits.{key}"].value for key in LIMIT_READERS})
+    detection = DetectionSettings(**{key: layer[f"detection.{key}"].value for key in DETECTION_READERS})
+    return Rule(**{key: layer[key].value for key in SETTING_READERS}, limits=limits, detection=detection)
