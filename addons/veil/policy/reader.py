@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..clean.options import DetectionSettings, FaceMode
+from ..clean.options import DetectionSettings, FaceMode, TextDetectionSettings, TextMode
 from .errors import PolicyError, PolicyProblem
 from .matching import UPLOAD_METHODS, HostPattern, PathPattern
 from .model import (
@@ -115,6 +115,7 @@ _SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "unparsed_bodies": enum_reader(UnparsedBodies),
     "image_references": enum_reader(ImageReferences),
     "opaque_files": enum_reader(OpaqueFiles),
+    "text": enum_reader(TextMode),
 }
 _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),
@@ -136,7 +137,16 @@ _DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
     "mask_scale": range_reader(True, 1.0, 4.0),
     "mask_min_margin_px": range_reader(False, 0, 1000),
 }
-SETTING_KEYS = (*_SETTING_READERS, "limits", "detection")
+# `text_detection:` (see TextDetectionSettings for what each one does).
+_TEXT_DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
+    "detect_long_side": range_reader(False, 320, 8192),
+    "box_threshold": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "min_text_score": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "mask_margin": range_reader(True, 0.0, 2.0),
+    "mask_min_margin_px": range_reader(False, 0, 200),
+    "rotate_below_chars": range_reader(False, 0, 100_000),
+}
+SETTING_KEYS = (*_SETTING_READERS, "limits", "detection", "text_detection")
 TOP_LEVEL_KEYS = ("version", "defaults", "groups", "services")
 SERVICE_KEYS = ("hosts", "rules", *SETTING_KEYS)
 RULE_KEYS = ("name", "paths", "methods", "users", "groups", *SETTING_KEYS)
@@ -166,13 +176,18 @@ def _built_in_layer() -> _Layer:
         layer[f"limits.{key}"] = _Setting(getattr(built_in.limits, key), None, "", 0)
     for key in _DETECTION_READERS:
         layer[f"detection.{key}"] = _Setting(getattr(built_in.detection, key), None, "", 0)
+    for key in _TEXT_DETECTION_READERS:
+        layer[f"text_detection.{key}"] = _Setting(getattr(built_in.text_detection, key), None, "", 0)
     return layer
 
 
 def _rule_from(layer: _Layer) -> Rule:
     limits = Limits(**{key: layer[f"limits.{key}"].value for key in _LIMIT_READERS})
     detection = DetectionSettings(**{key: layer[f"detection.{key}"].value for key in _DETECTION_READERS})
-    return Rule(**{key: layer[key].value for key in _SETTING_READERS}, limits=limits, detection=detection)
+    text_detection = TextDetectionSettings(**{key: layer[f"text_detection.{key}"].value for key in _TEXT_DETECTION_READERS})
+    return Rule(
+        **{key: layer[key].value for key in _SETTING_READERS}, limits=limits, detection=detection, text_detection=text_detection
+    )
 
 
 class _PolicyReader:
@@ -288,6 +303,11 @@ class _PolicyReader:
             detection_entries = self.mapping(entries["detection"][1], detection_path, _DETECTION_READERS)
             for key, (_, node) in detection_entries.items():
                 self.setting(layer, f"detection.{key}", _DETECTION_READERS[key], node, _join(detection_path, key), depth)
+        if "text_detection" in entries:
+            block_path = _join(path, "text_detection")
+            block_entries = self.mapping(entries["text_detection"][1], block_path, _TEXT_DETECTION_READERS)
+            for key, (_, node) in block_entries.items():
+                self.setting(layer, f"text_detection.{key}", _TEXT_DETECTION_READERS[key], node, _join(block_path, key), depth)
         return layer
 
     def setting(self, layer: _Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:

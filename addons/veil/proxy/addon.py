@@ -190,7 +190,7 @@ class Veil:
         if workers < 1:
             raise exceptions.OptionsError("veil_workers must be at least 1")
         self._stop_pool(wait=False)
-        self.pool = WorkerPool(workers)
+        self.pool = WorkerPool(workers, load_text=bool(self.policy and self.policy.masks_text()))
 
     def _decrypt_only_protected_hosts(self, updated: set[str]):
         """Derive allow_hosts from the policy unless the operator chose hosts themselves."""
