@@ -68,7 +68,7 @@ class TextDetectionSettings:
     min_text_score: float = 0.5  # recognised lines below this are treated as unreadable
     # Masks reach this share of the line's height beyond the token's box on every side
     # (and at least mask_min_margin_px): word boxes come from the recogniser's columns.
-    mask_margin: float = 0.3
+    mask_margin: float = 0.25
     mask_min_margin_px: int = 3
     # When the upright pass reads fewer than this many characters, or its lines stand on
     # end, the picture is also read turned by 90, 180 and 270 degrees (documents photographed

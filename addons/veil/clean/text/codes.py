@@ -17,6 +17,10 @@ Rect = tuple[int, int, int, int]
 # that is at most ~16% for the smallest QR (21 modules) and ~10% for short 1D codes.
 QUIET_ZONE_SHARE = 0.16
 MIN_QUIET_ZONE_PX = 8
+# zxing-cpp boxes a 1D code by the scan lines that decoded it, which may be a band of the bars
+# only (a tilted photo): the box is grown to at least this share of its width in height,
+# which covers the bars of common 1D codes (their height is 15-50% of their width).
+LINEAR_MIN_HEIGHT_SHARE = 0.6
 # A 1D code's human-readable digits sit under the bars, about a third of the bar height tall.
 HUMAN_READABLE_SHARE = 0.35
 
@@ -49,14 +53,22 @@ def _is_linear(code_format) -> bool:
 
 
 def masked_rect(code: Code, size: tuple[int, int]) -> Rect:
-    """The code's box grown by its quiet zone (and, for 1D codes, the digits under it), clipped."""
+    """The code's box grown by its quiet zone (1D codes: to their full bar height, and by the
+    digits printed beside the bars), clipped to the picture."""
     x0, y0, x1, y1 = code.box
+    if code.linear:  # grow across the bars, whichever way the code lies
+        across = (LINEAR_MIN_HEIGHT_SHARE + HUMAN_READABLE_SHARE) * max(x1 - x0, y1 - y0)
+        if x1 - x0 >= y1 - y0:
+            grow = max(0.0, across - (y1 - y0)) / 2
+            y0, y1 = y0 - grow, y1 + grow
+        else:
+            grow = max(0.0, across - (x1 - x0)) / 2
+            x0, x1 = x0 - grow, x1 + grow
     margin = max(MIN_QUIET_ZONE_PX, QUIET_ZONE_SHARE * max(x1 - x0, y1 - y0))
-    below = HUMAN_READABLE_SHARE * (y1 - y0) if code.linear else 0
     width, height = size
     return (
         max(0, int(x0 - margin)),
         max(0, int(y0 - margin)),
         min(width, int(x1 + margin + 1)),
-        min(height, int(y1 + margin + below + 1)),
+        min(height, int(y1 + margin + 1)),
     )

@@ -25,10 +25,14 @@ def span_rect(line: Line, start: int, end: int, settings: TextDetectionSettings,
 
 
 def grown(rect: Rect, text_height: int, settings: TextDetectionSettings, size: tuple[int, int]) -> Rect:
-    margin = max(settings.mask_min_margin_px, round(settings.mask_margin * text_height))
+    """`rect` grown by the margin: in full sideways (where character boxes are estimates), by
+    half of it up and down (the detector's line boxes already reach past the letters, and
+    the lines above and below stay readable)."""
+    side = max(settings.mask_min_margin_px, round(settings.mask_margin * text_height))
+    up_down = max(settings.mask_min_margin_px, round(settings.mask_margin * text_height / 2))
     width, height = size
     x0, y0, x1, y1 = rect
-    return max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
+    return max(0, x0 - side), max(0, y0 - up_down), min(width, x1 + side), min(height, y1 + up_down)
 
 
 def _span_boxes(line: Line, start: int, end: int) -> list[Rect]:

@@ -39,9 +39,12 @@ _NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-
 _CODICE_FISCALE = re.compile(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b")
 _DNI = re.compile(r"\b[XYZ\d]\d{7}[- ]?[A-Z]\b")
 
-# Machine-readable zones: 30-44 characters of A-Z, 0-9 and the filler '<', with a '<<'
-# run (OCR sometimes reads '<' as « or K, so a line of that shape with two fillers is enough).
-_MRZ = re.compile(r"^[A-Z0-9<«]{28,46}$")
+# Machine-readable zones: runs of A-Z, 0-9 and the filler '<'. The recogniser reads the filler
+# as '<' or as look-alikes (« ‹ Λ), and may split a zone line in two, so any line made only of
+# those characters with a run of fillers is taken as (part of) an MRZ line.
+_MRZ_FILLER_LOOKALIKES = str.maketrans({"«": "<", "‹": "<", "Λ": "<", "≤": "<", "く": "<"})
+_MRZ = re.compile(r"^[A-Z0-9<]{8,46}$")
+MIN_MRZ_FILLERS = 3
 
 MIN_PHONE_DIGITS = 7
 _PHONE_REGIONS = ("US", "GB", "FR", "DE", "ES", "IT", "NL", "PT", "BE", "CH", "AT", "IE", "LU")
@@ -201,8 +204,8 @@ def _checksummed(text: str) -> list[tuple[str, int, int]]:
 
 
 def _mrz(text: str) -> list[tuple[str, int, int]]:
-    compact = text.replace(" ", "").upper()
-    if _MRZ.match(compact) and (compact.count("<") + compact.count("«")) >= 2:
+    compact = text.replace(" ", "").translate(_MRZ_FILLER_LOOKALIKES)
+    if _MRZ.match(compact) and "<<" in compact and compact.count("<") >= MIN_MRZ_FILLERS:
         return [(MRZ, 0, len(text))]
     return []
 

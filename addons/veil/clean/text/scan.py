@@ -43,7 +43,28 @@ def scan(image: Image.Image, mode: TextMode, settings: TextDetectionSettings) ->
 def _text_rects(lines: list[Line], mode: TextMode, settings: TextDetectionSettings, size) -> list[tuple[str, Rect]]:
     if mode is TextMode.ALL:
         return [(pii.TEXT, grown(line.box, line.height, settings, size)) for line in lines]
-    return [(hit.kind, span_rect(lines[hit.line], hit.start, hit.end, settings, size)) for hit in pii.find_personal_text(lines)]
+    found = [(hit.kind, span_rect(lines[hit.line], hit.start, hit.end, settings, size)) for hit in pii.find_personal_text(lines)]
+    return _whole_mrz_rows(found)
+
+
+def _whole_mrz_rows(found: list[tuple[str, Rect]]) -> list[tuple[str, Rect]]:
+    """Pieces of one MRZ line (the detector may split it where fillers run) become one mask
+    across the row, so no character between the pieces is left."""
+    others = [entry for entry in found if entry[0] != pii.MRZ]
+    rows: list[Rect] = []
+    for _, rect in sorted((entry for entry in found if entry[0] == pii.MRZ), key=lambda entry: entry[1][0]):
+        same_row = next((i for i, row in enumerate(rows) if _same_row(row, rect)), None)
+        if same_row is None:
+            rows.append(rect)
+        else:
+            row = rows[same_row]
+            rows[same_row] = (min(row[0], rect[0]), min(row[1], rect[1]), max(row[2], rect[2]), max(row[3], rect[3]))
+    return others + [(pii.MRZ, row) for row in rows]
+
+
+def _same_row(a: Rect, b: Rect) -> bool:
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    return overlap > 0.5 * min(a[3] - a[1], b[3] - b[1])
 
 
 def read_best_turn(image: Image.Image, settings: TextDetectionSettings) -> tuple[list[Line], int]:
@@ -61,11 +82,17 @@ def read_best_turn(image: Image.Image, settings: TextDetectionSettings) -> tuple
 
 
 def _legibility(lines: list[Line]) -> float:
-    return sum(len(line.text.strip()) * line.score for line in lines if line.score >= WELL_READ_SCORE)
+    """Characters read well on lines lying flat. A line standing on end may read well too
+    (the recogniser turns tall crops), but its boxes would not match the characters."""
+    return sum(len(line.text.strip()) * line.score for line in lines if line.score >= WELL_READ_SCORE and not _on_end(line))
+
+
+def _on_end(line: Line) -> bool:
+    return line.height > 1.5 * (line.box[2] - line.box[0])
 
 
 def _reads_well(lines: list[Line], settings: TextDetectionSettings) -> bool:
-    on_end = sum(1 for line in lines if line.height > 1.5 * (line.box[2] - line.box[0]))
+    on_end = sum(1 for line in lines if _on_end(line))
     return _legibility(lines) >= settings.rotate_below_chars and on_end * 2 < len(lines)
 
 
