@@ -102,12 +102,13 @@ _STREET_COMPOUND = re.compile(
     re.IGNORECASE,
 )
 # Postcodes with their town (the context that tells them from any number).
+_TOWN = r"[A-ZÄÖÜÉÈ][a-zäöüßéèàçóíúãõ'-]+(?:[ -][A-ZÄÖÜÉÈ][a-zäöüßéèàçóíúãõ'-]+){0,2}"
 _POSTCODE_TOWN = re.compile(
-    r"\b(?:[A-Z]{1,2}-)?\d{4,5}\s+[A-ZÄÖÜÉÈ][\wäöüßéèàç' -]{2,30}"  # 10115 Berlin, 75008 Paris, F-75008 Paris, 1012 Amsterdam
-    r"|\b\d{4}\s?[A-Z]{2}\s+[A-Z][\w' -]{2,30}"  # 1012 AB Amsterdam
+    rf"\b(?:[A-Z]{{1,2}}-)?\d{{4,5}}\s+{_TOWN}"  # 10115 Berlin, 75008 Paris, F-75008 Paris, 1012 Amsterdam
+    rf"|\b\d{{4}}\s?[A-Z]{{2}}\s+{_TOWN}"  # 1012 AB Amsterdam
     r"|\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"  # UK: SW1A 1AA
     r"|\b[A-Z]{2}\s\d{5}(?:-\d{4})?\b"  # US: CA 94103
-    r"|\b\d{4}-\d{3}\s+[A-Z][\w' -]{2,30}"  # PT: 1000-001 Lisboa
+    rf"|\b\d{{4}}-\d{{3}}\s+{_TOWN}"  # PT: 1000-001 Lisboa
 )
 
 # Vehicle registration plates (current formats of these countries).
@@ -143,10 +144,23 @@ _PRIORITY = [MRZ, EMAIL, IBAN, CARD, NATIONAL_ID, BIRTH_DATE, NAME, PHONE, ADDRE
 
 def _most_specific(hits: list[Hit]) -> list[Hit]:
     kept: list[Hit] = []
-    for hit in sorted(hits, key=lambda hit: (_PRIORITY.index(hit.kind), hit.line, hit.start)):
+    for hit in sorted(_joined(hits), key=lambda hit: (_PRIORITY.index(hit.kind), hit.line, hit.start)):
         if not any(other.line == hit.line and other.start < hit.end and hit.start < other.end for other in kept):
             kept.append(hit)
     return sorted(kept, key=lambda hit: (hit.line, hit.start))
+
+
+def _joined(hits: list[Hit]) -> list[Hit]:
+    """Overlapping spans of the same kind as one (a number found whole for one country and in
+    part for another is masked whole)."""
+    joined: list[Hit] = []
+    for hit in sorted(hits, key=lambda hit: (hit.kind, hit.line, hit.start)):
+        last = joined[-1] if joined else None
+        if last and last.kind == hit.kind and last.line == hit.line and hit.start < last.end:
+            joined[-1] = Hit(hit.kind, hit.line, last.start, max(last.end, hit.end))
+        else:
+            joined.append(hit)
+    return joined
 
 
 def _line_hits(index: int, text: str) -> list[Hit]:
