@@ -15,6 +15,9 @@ from .scan import unturn_rect
 # MIN_CONTEXT_PX): a token that leaks past the mask's edge is read there.
 CONTEXT_SHARE = 1.0
 MIN_CONTEXT_PX = 24
+# In `all` mode a leak is a read of at least this many letters or digits: the detector takes a
+# group of black boxes for a line now and then and reads one glyph in it, which says nothing.
+MIN_LEAK_CHARS = 2
 
 
 def leftover_text(image: Image.Image, rects: list[Rect], mode: TextMode, settings: TextDetectionSettings, turn: int) -> list[str]:
@@ -27,7 +30,7 @@ def leftover_text(image: Image.Image, rects: list[Rect], mode: TextMode, setting
         lines = reader.read(crop.rotate(turn, expand=True) if turn else crop, settings)
         masks = [_inside(rect, area) for rect in rects if _overlaps(rect, area)]
         if mode is TextMode.ALL:
-            boxes = [(pii.TEXT, line.box) for line in lines]
+            boxes = [(pii.TEXT, line.box) for line in lines if sum(ch.isalnum() for ch in line.text) >= MIN_LEAK_CHARS]
         else:
             turned_size = (crop.height, crop.width) if turn in (90, 270) else crop.size
             boxes = [(hit.kind, span_rect(lines[hit.line], hit.start, hit.end, settings, turned_size)) for hit in pii.find_personal_text(lines, values_below_labels=False)]
