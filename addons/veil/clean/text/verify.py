@@ -11,10 +11,13 @@ from .masks import span_rect
 from .ocr import Rect, default_reader
 from .scan import unturn_rect
 
-# Each mask is read again with this much of its surroundings (times its height, at least
-# MIN_CONTEXT_PX): a token that leaks past the mask's edge is read there.
-CONTEXT_SHARE = 1.0
-MIN_CONTEXT_PX = 24
+# Each mask is read again with some of its surroundings, so that a token leaking past the
+# mask's edge is read whole: sideways this many times the mask's height (a few characters),
+# up and down half of it (the neighbouring lines' own tokens are not this mask's concern),
+# and at least MIN_CONTEXT_PX. Smaller areas are cheaper to read.
+SIDEWAYS_CONTEXT_SHARE = 2.0
+UP_DOWN_CONTEXT_SHARE = 0.5
+MIN_CONTEXT_PX = 16
 # In `all` mode a leak is a read of at least this many letters or digits: the detector takes a
 # group of black boxes for a line now and then and reads one glyph in it, which says nothing.
 MIN_LEAK_CHARS = 2
@@ -60,8 +63,9 @@ def _merged(areas: list[Rect]) -> list[Rect]:
 
 def _with_context(rect: Rect, size: tuple[int, int]) -> Rect:
     x0, y0, x1, y1 = rect
-    grow = max(MIN_CONTEXT_PX, round(CONTEXT_SHARE * (y1 - y0)))
-    return max(0, x0 - grow), max(0, y0 - grow), min(size[0], x1 + grow), min(size[1], y1 + grow)
+    sideways = max(MIN_CONTEXT_PX, round(SIDEWAYS_CONTEXT_SHARE * (y1 - y0)))
+    up_down = max(MIN_CONTEXT_PX, round(UP_DOWN_CONTEXT_SHARE * (y1 - y0)))
+    return max(0, x0 - sideways), max(0, y0 - up_down), min(size[0], x1 + sideways), min(size[1], y1 + up_down)
 
 
 def _inside(rect: Rect, area: Rect) -> Rect:
