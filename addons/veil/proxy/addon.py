@@ -127,6 +127,7 @@ class Veil:
         if "veil_policy" in updated:
             self.policy = _load_policy(ctx.options.veil_policy)
             _refuse_without_face_model(self.policy)
+            _refuse_without_text_model(self.policy)
         if updated & {"veil_audit_log", "veil_audit_rotate_bytes", "veil_audit_rotate_daily"}:
             self._open_audit_log(ctx.options.veil_audit_log)
         if updated & {"veil_metrics_port", "veil_metrics_host"}:
@@ -595,6 +596,16 @@ def _refuse_without_face_model(policy: Policy):
         problem = model_problem()
         if problem:
             raise exceptions.OptionsError(f"Veil cannot mask faces: {problem}")
+
+
+def _refuse_without_text_model(policy: Policy):
+    """A policy that masks text needs the OCR models: say so at start-up with the fix."""
+    if policy.masks_text():
+        from ..clean.text.ocr import model_problem
+
+        problem = model_problem()
+        if problem:
+            raise exceptions.OptionsError(f"Veil cannot mask text: {problem}")
 
 
 def _refuse_streaming_of_protected_bodies(policy: Policy | None):
