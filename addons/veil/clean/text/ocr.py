@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,10 @@ class TextReader:
             }
         )
         logging.getLogger("RapidOCR").propagate = False  # its own handler; never the proxy's log
+        with _sessions_without_spinning():
+            # RapidOCR builds its sessions on first use; build them now, once per process.
+            self._engine._load_det_model()
+            self._engine._load_rec_model()
         self._lock = threading.Lock()  # the engine keeps per-call settings on itself
 
     def read(self, image: Image.Image, settings: TextDetectionSettings) -> list[Line]:
@@ -106,6 +111,28 @@ class TextReader:
                 pixels, use_cls=False, return_word_box=True, text_score=settings.min_text_score, box_thresh=settings.box_threshold
             )
         return _lines(result)
+
+
+@contextmanager
+def _sessions_without_spinning():
+    """RapidOCR sets the thread counts of its onnxruntime sessions but not spinning: idle
+    inference threads would spin on the core that decodes and encodes (and, in the proxy,
+    on the other workers' core), as the face detector avoids too. Its session options are
+    made here with spinning off, for the sessions built inside this block only."""
+    from rapidocr.inference_engine.onnxruntime.main import OrtInferSession
+
+    original = OrtInferSession._init_sess_opts
+
+    def options_without_spinning(cfg):
+        options = original(cfg)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return options
+
+    OrtInferSession._init_sess_opts = staticmethod(options_without_spinning)
+    try:
+        yield
+    finally:
+        OrtInferSession._init_sess_opts = staticmethod(original)
 
 
 def _as_bgr(image: Image.Image) -> np.ndarray:
