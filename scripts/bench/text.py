@@ -102,7 +102,7 @@ def run_tesseract_rules(images: list[samples.Sample]) -> Outcome:
 def run_presidio(images: list[samples.Sample], tmp: Path) -> Outcome:
     python = PEER_VENV / "bin" / "python"
     how = "its own venv: ImageRedactorEngine.redact(), Tesseract OCR, blank spaCy (no model download possible)"
-    outcome = Outcome("Presidio image redactor 0.0.x (Tesseract)", how)
+    outcome = Outcome("Presidio image redactor (Tesseract)", how)
     if not python.exists():
         outcome.note = f"not installed ({PEER_VENV.name}: scripts/bench/text creates it)"
         return outcome
