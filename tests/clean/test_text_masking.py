@@ -139,3 +139,17 @@ def test_text_off_never_imports_the_ocr_stack():
     )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_veil_scrub_text_pii_on_a_file(tmp_path):
+    sample = samples.id_card(17)
+    source, target = tmp_path / "card.png", tmp_path / "clean.png"
+    source.write_bytes(sample.png())
+    done = subprocess.run(
+        [sys.executable, "-m", "veil.cli", "scrub", str(source), str(target), "--text", "pii", "--faces", "off", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["text_mode"] == "pii" and report["text"]["mrz"] == 2
+    assert_masked_by_pixels(sample, Image.open(target).convert("RGB"))
