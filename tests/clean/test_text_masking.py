@@ -153,3 +153,18 @@ def test_veil_scrub_text_pii_on_a_file(tmp_path):
     report = json.loads(done.stdout)
     assert report["text_mode"] == "pii" and report["text"]["mrz"] == 2
     assert_masked_by_pixels(sample, Image.open(target).convert("RGB"))
+
+
+def test_every_frame_of_an_animation_is_masked_and_read_again():
+    card = samples.id_card(18)
+    blank = Image.new("RGB", card.image.size, (200, 200, 200))
+    buffer = io.BytesIO()
+    card.image.save(buffer, "GIF", save_all=True, append_images=[blank, card.image], duration=200, loop=0)
+    result = sanitise(buffer.getvalue(), PII)
+    assert result.report.text == {"name": 4, "birth_date": 2, "national_id": 2, "mrz": 4}
+    assert result.report.verification["text"].startswith("nothing readable")
+    animation = Image.open(io.BytesIO(result.data))
+    for index in (0, 2):
+        animation.seek(index)
+        verdict = samples.judge(card, animation.convert("RGB"))
+        assert verdict.missed == [], (index, verdict.missed)

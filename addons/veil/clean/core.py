@@ -181,18 +181,22 @@ def _mask_animation(image_format, header, stripped, options, clock):
         )
     with clock.lap("decode"):
         frames, durations, loop, icc = decode_frames(stripped.data, 1 if stripped.reencoded else stripped.orientation, header)
-    faces, masks, masked_frames, texts = [], [], [], []
+    faces, masks, masked_frames, text_masks, texts = [], [], [], [], []
     for index, frame in enumerate(frames):
         found, rects, masked = _mask_frame_faces(frame, options, clock)
         masked, text = _mask_text(masked, options, clock)
         masked_frames.append(masked)
         faces += found
         masks += [(index, rect) for rect in rects]
-        texts += [text] if text is not None else []
-    text = _text_of_frames(texts) if options.text is not TextMode.OFF else None
-    if not faces and not (text and text.rects):
-        return stripped.data, [], [], None, text
+        if text is not None:
+            texts.append(text)
+            text_masks += [(index, (*rect, text.turn)) for rect in text.rects]  # the turn rides with the rect
+    if not faces and not text_masks:
+        return stripped.data, [], [], None, _text_of_frames(texts, []) if options.text is not TextMode.OFF else None
+    # The same folding of repeated frames for both kinds of masks, so each names an output frame.
+    _, _, text_masks = _merge_repeated_frames(masked_frames, durations, text_masks)
     masked_frames, durations, masks = _merge_repeated_frames(masked_frames, durations, masks)
+    text = _text_of_frames(texts, text_masks) if options.text is not TextMode.OFF else None
     with clock.lap("encode"):
         output = image_format.encode_frames(masked_frames, stripped.data, icc_profile(icc) if options.keep_icc else None, durations, loop)
     return output, faces, masks, None, text
@@ -213,9 +217,9 @@ def _mask_frame_faces(frame: Image.Image, options: SanitiseOptions, clock: _Stop
     return found, rects, masked
 
 
-def _text_of_frames(scans: list):
-    """One TextScan for an animation: kinds added up over its frames; the rectangles (any
-    frame's) only tell the report and the verifier that something was covered."""
+def _text_of_frames(scans: list, frame_masks: list):
+    """One TextScan for an animation: kinds added up over its frames, every rectangle for the
+    report, and per output frame its rectangles and turn, which the verifier reads again."""
     from collections import Counter
 
     from .text import TextScan
@@ -223,7 +227,10 @@ def _text_of_frames(scans: list):
     kinds: Counter[str] = Counter()
     for found in scans:
         kinds.update(found.kinds)
-    return TextScan([rect for found in scans for rect in found.rects], dict(kinds), 0)
+    frames: dict[int, tuple[list, int]] = {}
+    for index, (*rect, turn) in frame_masks:
+        frames.setdefault(index, ([], turn))[0].append(tuple(rect))
+    return TextScan([rect for found in scans for rect in found.rects], dict(kinds), 0, frames)
 
 
 def _merge_repeated_frames(frames: list[Image.Image], durations: list[int], masks: list) -> tuple[list[Image.Image], list[int], list]:

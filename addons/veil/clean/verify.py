@@ -153,18 +153,23 @@ def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: in
 
 
 def _text_gone(output: bytes, text, options: SanitiseOptions, frames: int = 1) -> str:
-    """Reads the output again inside and around every text mask; no code may decode anywhere."""
+    """Reads the output again inside and around every text mask (every masked frame of an
+    animation); no code may decode there."""
     if text is None or not text.rects:
         return "no personal text or code found" if options.text is TextMode.PII else "no text or code found"
-    if frames > 1:
-        return f"{len(text.rects)} area(s) covered over the frames; not read again (animation)"
     from collections import Counter
 
     from .text import leftover_text
 
+    leftover = []
     with Image.open(io.BytesIO(output)) as image:
-        image.load()
-        leftover = leftover_text(image.convert("RGB"), text.rects, options.text, options.text_detection, text.turn)
+        for index, (rects, turn) in sorted(text.frames.items()) if frames > 1 else [(0, (text.rects, text.turn))]:
+            try:
+                image.seek(index)
+            except EOFError:  # the encoder merged frames the masks were counted on
+                raise VerificationFailed(f"the masked animation has fewer frames than the {index + 1} masked") from None
+            image.load()
+            leftover += leftover_text(image.convert("RGB"), rects, options.text, options.text_detection, turn)
     if leftover:
         counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(Counter(leftover).items()))
         raise VerificationFailed(f"text is still readable after masking ({counts})")

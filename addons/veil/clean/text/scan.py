@@ -26,6 +26,8 @@ class TextScan:
     rects: list[Rect] = field(default_factory=list)  # to cover, upright pixels
     kinds: dict[str, int] = field(default_factory=dict)  # what was found, by kind: never the text
     turn: int = 0  # the turn the text was read at (the verifier reads again at the same turn)
+    # Animations: output frame index -> (its rectangles, its turn), for the verifier.
+    frames: dict[int, tuple[list[Rect], int]] = field(default_factory=dict)
 
 
 def scan(image: Image.Image, mode: TextMode, settings: TextDetectionSettings) -> TextScan:
