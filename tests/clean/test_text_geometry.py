@@ -51,3 +51,25 @@ def test_cover_keeps_alpha_and_leaves_the_input_alone():
     covered = cover(picture, [(10, 10, 20, 20)])
     assert covered.getpixel((15, 15)) == (0, 0, 0, 128) and covered.getpixel((30, 30)) == (200, 100, 50, 128)
     assert picture.getpixel((15, 15)) == (200, 100, 50, 128)
+
+
+def test_the_ocr_models_load_and_read_with_no_network():
+    """The models ship in the rapidocr wheel: building the reader and reading must not try
+    to download anything (run in a network namespace with no interface but loopback)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here (needs root and unshare)")
+    script = (
+        "from PIL import Image, ImageDraw\n"
+        "from veil.clean.options import TextDetectionSettings\n"
+        "from veil.clean.text.ocr import TextReader\n"
+        "picture = Image.new('RGB', (400, 80), 'white')\n"
+        "ImageDraw.Draw(picture).text((10, 30), 'offline 12345', fill='black', font_size=24)\n"
+        "print([line.text for line in TextReader().read(picture, TextDetectionSettings())])\n"
+    )
+    done = subprocess.run(["unshare", "-n", sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "12345" in done.stdout
