@@ -19,6 +19,10 @@ from .ocr import Line, Rect, default_reader
 TURNS = (90, 180, 270)  # degrees counter-clockwise, as Image.rotate counts
 # A character counts as read well when its line scored at least this.
 WELL_READ_SCORE = 0.8
+# The turns are tried only when the detector found at least this many lines (or lines on
+# end): a document read the wrong way up still shows many lines, whereas a photo where the
+# detector takes a texture or two for text must not pay three more passes.
+MIN_LINES_FOR_TURNS = 3
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,8 @@ def read_best_turn(image: Image.Image, settings: TextDetectionSettings) -> tuple
     stand on end) the other three turns are read too and the best one wins."""
     reader = default_reader()
     lines = reader.read(image, settings)
-    if not lines or _reads_well(lines, settings):
-        return lines, 0  # no text at all, or plenty of upright text: done
+    if not _worth_turning(lines, settings):
+        return lines, 0  # no text, a stray box or two, or plenty of upright text: done
     best = (_legibility(lines), 0, lines)
     for turn in TURNS:
         turned_lines = reader.read(image.rotate(turn, expand=True), settings)
@@ -91,6 +95,11 @@ def _legibility(lines: list[Line]) -> float:
 
 def _on_end(line: Line) -> bool:
     return line.height > 1.5 * (line.box[2] - line.box[0])
+
+
+def _worth_turning(lines: list[Line], settings: TextDetectionSettings) -> bool:
+    on_end = any(_on_end(line) for line in lines)
+    return (len(lines) >= MIN_LINES_FOR_TURNS or on_end) and not _reads_well(lines, settings)
 
 
 def _reads_well(lines: list[Line], settings: TextDetectionSettings) -> bool:
