@@ -169,7 +169,8 @@ def test_the_report_covers_every_event_the_time_range_the_last_hash_and_how_to_v
     page = out.read_text()
     cards = dict((label, int(value.replace(",", ""))) for value, label in re.findall(r'<div class="card"><b>([\d,]+)</b><span>([^<]+)</span>', page))
     assert cards == {"uploads seen": 6, "sanitised": 3, "monitored": 1, "blocked": 1, "passed": 1,
-                     "requests delivered": 0, "let through, not delivered": 0, "faces masked": 4, "GPS removed": 2}
+                     "requests delivered": 0, "let through, not delivered": 0, "faces masked": 4, "text areas masked": 0,
+                     "GPS removed": 2}  # fmt: skip
     assert "Records from <b>2026-11-25T10:00:00.000Z to 2026-11-27T07:30:00.000Z</b>" in page
     generated = re.search(r"generated (\S+)</p>", page).group(1)
     assert abs(datetime.now(UTC) - datetime.fromisoformat(generated)).total_seconds() < 60

@@ -61,6 +61,7 @@ def image_record(
         "actions": _actions(event, report),
         "metadata_removed": report.get("metadata_removed", []),
         "faces": len(report.get("faces", [])),
+        "text": dict(report.get("text") or {}),  # masked text and codes by kind ({"email": 2, "code": 1}), never the text
         "bytes_before": report.get("bytes_before", facts_before.get("bytes")),
         "bytes_after": report.get("bytes_after") if event == "sanitised" else None,
         "sha256_before": report.get("sha256_before", facts_before.get("sha256")),
@@ -76,6 +77,8 @@ def _actions(event: str, report: dict) -> list[str]:
     actions = ["strip"] if report.get("metadata_removed") else []
     if report.get("faces"):
         actions.append(f"faces:{report.get('face_mode')}")
+    if report.get("text"):
+        actions.append(f"text:{report.get('text_mode')}")
     if report.get("reencoded"):
         actions.append("reencode")
     if report.get("padding"):

@@ -30,6 +30,7 @@ class ReportData:
     users: Counter = field(default_factory=Counter)
     metadata: Counter = field(default_factory=Counter)
     block_reasons: Counter = field(default_factory=Counter)
+    text_masked: Counter = field(default_factory=Counter)  # kind of text or code -> areas masked in forwarded images
 
     @property
     def total(self) -> Tally:
@@ -49,6 +50,8 @@ def gather(records: Iterable[dict]) -> ReportData:
         data.metadata.update(record.get("metadata_removed") or ())
         if record.get("event") == "blocked":
             data.block_reasons[record.get("reason") or "(no reason)"] += 1
+        if record.get("event") == "sanitised":
+            data.text_masked.update(record.get("text") or {})
     return data
 
 
@@ -59,13 +62,15 @@ def render(data: ReportData, verdict: Verdict, title: str = "Veil audit report",
         for label, value in (
             ("uploads seen", total.uploads), *((event, getattr(total, event)) for event in EVENTS),
             ("requests delivered", total.delivered), ("let through, not delivered", total.not_delivered),
-            ("faces masked", total.faces_masked), ("GPS removed", total.gps_removed),
+            ("faces masked", total.faces_masked), ("text areas masked", sum(data.text_masked.values())),
+            ("GPS removed", total.gps_removed),
         )
     )  # fmt: skip
     sections = [
         _section("Interventions per day, by service", _stacked_days(data.per_day_service)),
         _section("Top users", _bars(data.users.most_common(TOP))),
         _section("Kinds of metadata removed", _bars(data.metadata.most_common())),
+        _section("Kinds of text and codes masked", _bars(data.text_masked.most_common())),
         _section("Blocked uploads, by reason", _bars(data.block_reasons.most_common(TOP), label_width=420)),
         # After the charts, which a first screenful should show.
         _section("By user", _table("user", data.summary.by["user"])),

@@ -14,7 +14,7 @@ from . import formats, verify
 from .errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge
 from .formats import Header, ImageFormat, Stripped
 from .formats.base import icc_profile
-from .options import FaceMode, SanitiseOptions
+from .options import FaceMode, SanitiseOptions, TextMode
 from .report import Report, Result
 
 _TRANSPOSE_FOR_ORIENTATION = {
@@ -59,9 +59,9 @@ def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
         image_format, header = _admit(data, options)
         stripped = image_format.strip(data, options.keep_icc)
     target = len(data) if options.preserve_length else None
-    output, faces, masks, quality = stripped.data, [], [], None
-    if options.faces is not FaceMode.OFF:
-        output, faces, masks, quality = _mask_faces(image_format, header, stripped, options, clock, target)
+    output, faces, masks, quality, text = stripped.data, [], [], None, None
+    if options.faces is not FaceMode.OFF or options.text is not TextMode.OFF:
+        output, faces, masks, quality, text = _mask_pixels(image_format, header, stripped, options, clock, target)
     reencoded = output is not stripped.data or stripped.reencoded
     padding = 0
     if target is not None:
@@ -70,9 +70,11 @@ def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
             output = image_format.pad_to(output, target)
     with clock.lap("verify"):
         orientation = 1 if reencoded else stripped.orientation
-        verified = verify.verify_output(image_format, output, orientation, masks, options, frames=header.frames)
+        verified = verify.verify_output(image_format, output, orientation, masks, options, frames=header.frames, text=text)
     clock.laps["total"] = round(sum(clock.laps.values()), 3)
     report = _report(data, output, image_format, header, stripped, options, faces, masks, quality, clock, verified, reencoded, padding)
+    if text is not None:
+        report = _with_text(report, text, options)
     return Result(output, report)
 
 
@@ -96,12 +98,10 @@ def _admit(data: bytes, options: SanitiseOptions) -> tuple[ImageFormat, Header]:
     return image_format, header
 
 
-def _mask_faces(image_format, header, stripped, options, clock, target: int | None = None):
-    """Detect on the upright image; when faces are found, re-encode the masked pixels
-    with no metadata. With no faces the lossless strip is kept: no quality is lost.
+def _mask_pixels(image_format, header, stripped, options, clock, target: int | None = None):
+    """Detect faces and text on the upright image; when any are found, re-encode the masked
+    pixels with no metadata. With nothing found the lossless strip is kept: no quality is lost.
     With a `target` length the encoding must fit in it (JPEG quality is lowered if needed)."""
-    from .faces import apply_masks, default_detector
-
     if header.frames > 1:
         return _mask_animation(image_format, header, stripped, options, clock)
     with clock.lap("decode"):
@@ -111,19 +111,46 @@ def _mask_faces(image_format, header, stripped, options, clock, target: int | No
         else:
             orientation = 1 if stripped.reencoded else stripped.orientation
             upright = decode_upright(stripped.data, orientation, _stored_header(header, stripped))
-    with clock.lap("detect"):
-        faces = default_detector().detect(upright, options.detection)
-    if not faces:
-        return stripped.data, [], [], None
-    with clock.lap("mask"):
-        masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
+    faces, masks, masked = [], [], upright
+    if options.faces is not FaceMode.OFF:
+        from .faces import apply_masks, default_detector
+
+        with clock.lap("detect"):
+            faces = default_detector().detect(upright, options.detection)
+        if faces:
+            with clock.lap("mask"):
+                masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
+    masked, text = _mask_text(masked, options, clock)
+    if not faces and not (text and text.rects):
+        return stripped.data, [], [], None, text
     with clock.lap("encode"):
         icc = icc_profile(upright.info.get("icc_profile")) if options.keep_icc else None
         if target is None:
             output, lowered = image_format.encode(masked, stripped.data, icc), None
         else:
             output, lowered = _encode_to_fit(image_format, masked, stripped.data, icc, target)
-    return output, faces, masks, lowered or _jpeg_quality(image_format, stripped.data)
+    return output, faces, masks, lowered or _jpeg_quality(image_format, stripped.data), text
+
+
+def _mask_text(picture: Image.Image, options: SanitiseOptions, clock: _Stopwatch):
+    """(picture with personal text and codes covered, the TextScan), or (picture, None) when
+    text masking is off: then the OCR stack is not even imported."""
+    if options.text is TextMode.OFF:
+        return picture, None
+    from .text import cover, scan
+
+    with clock.lap("text_detect"):
+        found = scan(picture, options.text, options.text_detection)
+    if not found.rects:
+        return picture, found
+    with clock.lap("text_mask"):
+        return cover(picture, found.rects), found
+
+
+def _with_text(report: Report, text, options: SanitiseOptions) -> Report:
+    from dataclasses import replace
+
+    return replace(report, text_mode=options.text.value, text=dict(text.kinds), text_masks=[list(rect) for rect in text.rects])
 
 
 def _encode_to_fit(image_format, pixels, source, icc, length: int) -> tuple[bytes, int | None]:
@@ -146,9 +173,7 @@ def _encode_to_fit(image_format, pixels, source, icc, length: int) -> tuple[byte
 def _mask_animation(image_format, header, stripped, options, clock):
     """Every frame is decoded (composited, as a viewer shows it), turned upright, searched
     and masked; the animation is written again with its timing. `masks` holds
-    (frame, rect) pairs for the verifier."""
-    from .faces import apply_masks, default_detector
-
+    (frame, rect) pairs for the verifier; text found in any frame is counted together."""
     if header.width * header.height * header.frames > options.max_pixels * 4:
         raise TooLarge(
             f"the animation has {header.frames} frames of {header.width}×{header.height}; "
@@ -156,24 +181,56 @@ def _mask_animation(image_format, header, stripped, options, clock):
         )
     with clock.lap("decode"):
         frames, durations, loop, icc = decode_frames(stripped.data, 1 if stripped.reencoded else stripped.orientation, header)
-    faces, masks, masked_frames = [], [], []
+    faces, masks, masked_frames, text_masks, texts = [], [], [], [], []
     for index, frame in enumerate(frames):
-        with clock.lap("detect"):
-            found = default_detector().detect(frame, options.detection)
-        if not found:
-            masked_frames.append(frame)
-            continue
-        with clock.lap("mask"):
-            masked, rects = apply_masks(frame, found, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
+        found, rects, masked = _mask_frame_faces(frame, options, clock)
+        masked, text = _mask_text(masked, options, clock)
         masked_frames.append(masked)
         faces += found
         masks += [(index, rect) for rect in rects]
-    if not faces:
-        return stripped.data, [], [], None
+        if text is not None:
+            texts.append(text)
+            text_masks += [(index, (*rect, text.turn)) for rect in text.rects]  # the turn rides with the rect
+    if not faces and not text_masks:
+        return stripped.data, [], [], None, _text_of_frames(texts, []) if options.text is not TextMode.OFF else None
+    # The same folding of repeated frames for both kinds of masks, so each names an output frame.
+    _, _, text_masks = _merge_repeated_frames(masked_frames, durations, text_masks)
     masked_frames, durations, masks = _merge_repeated_frames(masked_frames, durations, masks)
+    text = _text_of_frames(texts, text_masks) if options.text is not TextMode.OFF else None
     with clock.lap("encode"):
         output = image_format.encode_frames(masked_frames, stripped.data, icc_profile(icc) if options.keep_icc else None, durations, loop)
-    return output, faces, masks, None
+    return output, faces, masks, None, text
+
+
+def _mask_frame_faces(frame: Image.Image, options: SanitiseOptions, clock: _Stopwatch):
+    """(faces, covered rects, masked frame) for one animation frame."""
+    if options.faces is FaceMode.OFF:
+        return [], [], frame
+    from .faces import apply_masks, default_detector
+
+    with clock.lap("detect"):
+        found = default_detector().detect(frame, options.detection)
+    if not found:
+        return [], [], frame
+    with clock.lap("mask"):
+        masked, rects = apply_masks(frame, found, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
+    return found, rects, masked
+
+
+def _text_of_frames(scans: list, frame_masks: list):
+    """One TextScan for an animation: kinds added up over its frames, every rectangle for the
+    report, and per output frame its rectangles and turn, which the verifier reads again."""
+    from collections import Counter
+
+    from .text import TextScan
+
+    kinds: Counter[str] = Counter()
+    for found in scans:
+        kinds.update(found.kinds)
+    frames: dict[int, tuple[list, int]] = {}
+    for index, (*rect, turn) in frame_masks:
+        frames.setdefault(index, ([], turn))[0].append(tuple(rect))
+    return TextScan([rect for found in scans for rect in found.rects], dict(kinds), 0, frames)
 
 
 def _merge_repeated_frames(frames: list[Image.Image], durations: list[int], masks: list) -> tuple[list[Image.Image], list[int], list]:

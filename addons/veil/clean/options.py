@@ -48,6 +48,34 @@ class DetectionSettings:
     mask_min_margin_px: int = 6
 
 
+class TextMode(str, Enum):
+    """Which text in a picture is masked (OCR + rules; see clean/text/)."""
+
+    OFF = "off"  # the text is left as it is, and the OCR stack is never imported
+    PII = "pii"  # personal text (e-mail, phone, IBAN, ID numbers, MRZ, labelled fields, addresses, plates) and every code
+    ALL = "all"  # every line of text and every code
+
+
+@dataclass(frozen=True)
+class TextDetectionSettings:
+    """How text is searched for. Every field is settable in the policy's `text_detection:` block."""
+
+    # Detection runs on a copy whose long side is at most this (recognition reads the lines
+    # from the full-size picture). 1280 still finds 10-12 px text on a 1920x1080 screenshot
+    # and 3 mm text on a 12 MP photo of an A4 page (measured by scripts/bench/text).
+    detect_long_side: int = 1280
+    box_threshold: float = 0.5  # the detector's score for a text line
+    min_text_score: float = 0.5  # recognised lines below this are treated as unreadable
+    # Masks reach this share of the line's height beyond the token's box on every side
+    # (and at least mask_min_margin_px): word boxes come from the recogniser's columns.
+    mask_margin: float = 0.25
+    mask_min_margin_px: int = 3
+    # When the upright pass reads fewer than this many characters, or its lines stand on
+    # end, the picture is also read turned by 90, 180 and 270 degrees (documents photographed
+    # sideways or upside down) and the turn that reads best is used.
+    rotate_below_chars: int = 40
+
+
 @dataclass(frozen=True)
 class SanitiseOptions:
     faces: FaceMode = FaceMode.MASK
@@ -58,6 +86,9 @@ class SanitiseOptions:
     # Make the output exactly as long as the input, padded with inert zero filler that the
     # format module writes and the verifier accepts (for services told the size first).
     preserve_length: bool = False
+    text: TextMode = TextMode.OFF  # personal text and codes in the picture (clean/text/)
+    text_detection: TextDetectionSettings = field(default_factory=TextDetectionSettings)
 
     def __post_init__(self):
         object.__setattr__(self, "faces", FaceMode(self.faces))
+        object.__setattr__(self, "text", TextMode(self.text))

@@ -25,6 +25,11 @@ class Report:
     timings_ms: dict[str, float]
     verification: dict[str, object] = field(default_factory=dict)
     padding: int = 0  # bytes of zero filler added to keep the original length (preserve_length)
+    # Text masking (clean/text/): the mode, what was covered by kind ({"email": 2, "code": 1}),
+    # never the text itself, and the rectangles covered (output pixel coordinates).
+    text_mode: str = "off"
+    text: dict[str, int] = field(default_factory=dict)
+    text_masks: list[list[int]] = field(default_factory=list)
     # The bytes themselves, for the hashes only; never part of to_dict().
     input_bytes: bytes = field(default=b"", repr=False, compare=False)
     output_bytes: bytes = field(default=b"", repr=False, compare=False)

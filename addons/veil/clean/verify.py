@@ -15,7 +15,7 @@ from .errors import MalformedImage, VerificationFailed
 from .formats import ImageFormat, icc
 from .formats.exif import ORIENTATION_TAG
 from .formats.tiff import DECODE_TAGS
-from .options import FaceMode, SanitiseOptions
+from .options import FaceMode, SanitiseOptions, TextMode
 
 # Keys Pillow's readers put in `info` when a file carries these kinds of metadata.
 _FORBIDDEN_INFO = {
@@ -34,7 +34,7 @@ class Verified:
 
 
 def verify_output(
-    image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions, frames: int = 1
+    image_format: ImageFormat, output: bytes, orientation: int, masks: list, options: SanitiseOptions, frames: int = 1, text=None
 ) -> Verified:
     """`orientation` is what the output must declare: the input's after a lossless strip,
     1 after a re-encode (the rotation is then in the pixels and must not happen twice).
@@ -50,6 +50,8 @@ def verify_output(
         checks["faces"] = _faces_gone(output, masks, options, frames)
     else:
         checks["faces"] = "no face found"
+    if options.text is not TextMode.OFF:
+        checks["text"] = _text_gone(output, text, options, frames)
     return Verified(checks, seen_by_pillow.size, bool(seen_by_pillow.info.get("icc_profile")))
 
 
@@ -148,3 +150,27 @@ def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: in
             "use the opaque 'mask' mode"
         )
     return f"no face detectable inside {len(masks)} masked area(s)"
+
+
+def _text_gone(output: bytes, text, options: SanitiseOptions, frames: int = 1) -> str:
+    """Reads the output again inside and around every text mask (every masked frame of an
+    animation); no code may decode there."""
+    if text is None or not text.rects:
+        return "no personal text or code found" if options.text is TextMode.PII else "no text or code found"
+    from collections import Counter
+
+    from .text import leftover_text
+
+    leftover = []
+    with Image.open(io.BytesIO(output)) as image:
+        for index, (rects, turn) in sorted(text.frames.items()) if frames > 1 else [(0, (text.rects, text.turn))]:
+            try:
+                image.seek(index)
+            except EOFError:  # the encoder merged frames the masks were counted on
+                raise VerificationFailed(f"the masked animation has fewer frames than the {index + 1} masked") from None
+            image.load()
+            leftover += leftover_text(image.convert("RGB"), rects, options.text, options.text_detection, turn)
+    if leftover:
+        counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(Counter(leftover).items()))
+        raise VerificationFailed(f"text is still readable after masking ({counts})")
+    return f"nothing readable inside or around {len(text.rects)} masked area(s); no code decodes"

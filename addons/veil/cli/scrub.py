@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..clean.errors import SanitiseError
-from ..clean.options import FaceMode, SanitiseOptions
+from ..clean.options import FaceMode, SanitiseOptions, TextMode
 from .installation import face_model_problem
 from .output import output_refusal, write_atomically
 from .scrub_folder import folder_refusal, scrub_folder
@@ -29,6 +29,12 @@ def register(commands) -> None:
         default=FaceMode.MASK.value,
         help="mask (opaque, default), blur or pixelate (weaker: can be undone), or off",
     )
+    scrub.add_argument(
+        "--text",
+        choices=[mode.value for mode in TextMode],
+        default=TextMode.OFF.value,
+        help="mask personal text and every QR code/barcode (pii), all text and codes (all), or nothing (off, default)",
+    )
     scrub.add_argument("--drop-icc", action="store_true", help="also drop the colour profile")
     scrub.add_argument("--max-megapixels", type=float, default=50.0, help="refuse larger images (default 50)")
     scrub.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout (a folder: one per file)")
@@ -38,7 +44,7 @@ def register(commands) -> None:
 
 def _options(args: argparse.Namespace) -> SanitiseOptions:
     return SanitiseOptions(
-        faces=FaceMode(args.faces), keep_icc=not args.drop_icc, max_pixels=int(args.max_megapixels * 1e6)
+        faces=FaceMode(args.faces), keep_icc=not args.drop_icc, max_pixels=int(args.max_megapixels * 1e6), text=TextMode(args.text)
     )
 
 
@@ -58,9 +64,18 @@ def _scrub(args: argparse.Namespace) -> int:
     problem = face_model_problem() if options.faces is not FaceMode.OFF else None
     if problem:
         return _refuse(f"cannot mask faces: {problem}\n  (or run with --faces off to strip metadata only)")
+    problem = _text_model_problem() if options.text is not TextMode.OFF else None
+    if problem:
+        return _refuse(f"cannot mask text: {problem}\n  (or run with --text off)")
     if folder:
         return scrub_folder(Path(args.input), Path(args.output), options, args.jobs, args.json)
     return _scrub_file(args, options)
+
+
+def _text_model_problem() -> str | None:
+    from ..clean.text import model_problem
+
+    return model_problem()
 
 
 def _output_refusal(args: argparse.Namespace, folder: bool) -> str | None:

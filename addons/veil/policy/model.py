@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..clean.options import DetectionSettings, FaceMode, SanitiseOptions
+from ..clean.options import DetectionSettings, FaceMode, SanitiseOptions, TextDetectionSettings, TextMode
 from .matching import ANY_METHOD, HostPattern, PathPattern, normalise_host
 
 SUPPORTED_VERSION = 1
@@ -146,6 +146,8 @@ class Rule:
     # GPS too); a person or a company that accepts the gap says `log`.
     opaque_files: OpaqueFiles = OpaqueFiles.BLOCK
     detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
+    text: TextMode = TextMode.OFF  # personal text and codes in pictures (docs/text.md)
+    text_detection: TextDetectionSettings = field(default_factory=TextDetectionSettings)  # how text is read
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -157,6 +159,8 @@ class Rule:
             max_bytes=self.limits.max_body_bytes,
             preserve_length=self.preserve_length,
             detection=self.detection,
+            text=self.text,
+            text_detection=self.text_detection,
         )
 
 
@@ -298,6 +302,11 @@ class Policy:
         stay above it: a streamed body passes before Veil has seen it and cannot be changed."""
         return max((route.rule.limits.max_body_bytes for service in self.every_service() for route in service.routes),
                    default=self.defaults.limits.max_body_bytes)
+
+    def masks_text(self) -> bool:
+        """Whether any rule that cleans images masks text (the OCR model is then loaded at start)."""
+        rules = [self.defaults] + [route.rule for service in self.services for route in service.routes]
+        return any(rule.text is not TextMode.OFF and rule.action != "allow" for rule in rules)
 
     def allow_hosts_patterns(self) -> list[str]:
         """Regexes for mitmproxy's `allow_hosts`, which `re.search`es it (ignoring case) in

@@ -43,6 +43,7 @@ from .settings import (
     DETECTION_READERS,
     LIMIT_READERS,
     SETTING_READERS,
+    TEXT_DETECTION_READERS,
     Layer,
     Setting,
     built_in_layer,
@@ -113,7 +114,7 @@ def _in_document_order(problems: list[PolicyProblem]) -> list[PolicyProblem]:
     return sorted(unique, key=lambda problem: (problem.source != problems[0].source, problem.source, problem.line or 0))
 
 
-SETTING_KEYS = (*SETTING_READERS, "limits", "detection")
+SETTING_KEYS = (*SETTING_READERS, "limits", "detection", "text_detection")
 TOP_LEVEL_KEYS = ("version", "defaults", "groups", "catalogue", "services", "protect", "tunnel", "unnamed_destinations")
 SERVICE_KEYS = ("hosts", "rules", *SETTING_KEYS)
 CATALOGUE_KEYS = ("include", "except")
@@ -212,6 +213,11 @@ class _PolicyReader(NodeWalker):
             detection_entries = self.mapping(entries["detection"][1], detection_path, DETECTION_READERS)
             for key, (_, node) in detection_entries.items():
                 self.setting(layer, f"detection.{key}", DETECTION_READERS[key], node, _join(detection_path, key), depth)
+        if "text_detection" in entries:
+            block_path = _join(path, "text_detection")
+            block_entries = self.mapping(entries["text_detection"][1], block_path, TEXT_DETECTION_READERS)
+            for key, (_, node) in block_entries.items():
+                self.setting(layer, f"text_detection.{key}", TEXT_DETECTION_READERS[key], node, _join(block_path, key), depth)
         return layer
 
     def setting(self, layer: Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any
 
-from ..clean.options import DetectionSettings
+from ..clean.options import DetectionSettings, TextDetectionSettings
 from . import reader, settings
 from .matching import ANY_METHOD, KNOWN_METHODS, UPLOAD_METHODS
 from .model import SUPPORTED_VERSION, Limits, Rule
@@ -139,6 +139,24 @@ SETTINGS = {
     "limits": "Size and time limits, a block inherited key by key (table below).",
     "detection": "How faces are searched for (CenterFace), a block inherited key by key "
     "(table below). See [Faces](faces.md) for the strategy these keys tune.",
+    "text": "Text in pictures (OCR): `pii` covers personal text (e-mail addresses, phone "
+    "numbers, card numbers, IBANs, national ID numbers, passport MRZ lines, names, birth dates "
+    "and addresses in labelled fields, street addresses, number plates) and every QR code and "
+    "barcode with opaque boxes; `all` covers every line of text and every code; `off` leaves "
+    "text alone. See [Text](text.md) for what is found and what is not.",
+    "text_detection": "How text is read (RapidOCR), a block inherited key by key (table below).",
+}
+
+TEXT_DETECTION = {
+    "detect_long_side": "Text is detected on a copy whose long side is at most this (lines are "
+    "then read from the full-size picture). Lower is faster and misses small text.",
+    "box_threshold": "The detector's score for a line of text.",
+    "min_text_score": "Recognised lines scoring below this are treated as unreadable.",
+    "mask_margin": "Masks reach this share of the line's height beyond the token on every side …",
+    "mask_min_margin_px": "… and at least this many pixels.",
+    "rotate_below_chars": "When fewer characters read well upright (or the lines stand on "
+    "end), the picture is also read turned by 90, 180 and 270 degrees and the best turn is "
+    "used: documents photographed sideways or upside down. 0: never.",
 }
 
 LIMITS = {
@@ -257,6 +275,7 @@ def _sections() -> list[tuple[str, Iterable[str], dict[str, str]]]:
         ("settings", reader.SETTING_KEYS, SETTINGS),
         ("limits", settings.LIMIT_READERS, LIMITS),
         ("detection", settings.DETECTION_READERS, DETECTION),
+        ("text_detection", settings.TEXT_DETECTION_READERS, TEXT_DETECTION),
     ]
 
 
@@ -335,6 +354,8 @@ def render_reference() -> str:
         _settings_table(settings.LIMIT_READERS, Limits(), LIMITS, facts, prefix="limits."),
         "### `detection`",
         _settings_table(settings.DETECTION_READERS, DetectionSettings(), DETECTION, facts, prefix="detection."),
+        "### `text_detection`",
+        _settings_table(settings.TEXT_DETECTION_READERS, TextDetectionSettings(), TEXT_DETECTION, facts, prefix="text_detection."),
     ]
     return "\n\n".join(parts) + "\n"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from yaml.nodes import Node
 
-from ..clean.options import DetectionSettings, FaceMode
+from ..clean.options import DetectionSettings, FaceMode, TextDetectionSettings, TextMode
 from .model import (
     Action,
     ImageReferences,
@@ -32,6 +32,7 @@ SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "unparsed_bodies": enum_reader(UnparsedBodies),
     "image_references": enum_reader(ImageReferences),
     "opaque_files": enum_reader(OpaqueFiles),
+    "text": enum_reader(TextMode),
 }
 LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),
@@ -52,6 +53,15 @@ DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
     "largest_face_px": range_reader(False, 32, 4096),
     "mask_scale": range_reader(True, 1.0, 4.0),
     "mask_min_margin_px": range_reader(False, 0, 1000),
+}
+# `text_detection:` (see TextDetectionSettings for what each one does).
+TEXT_DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
+    "detect_long_side": range_reader(False, 320, 8192),
+    "box_threshold": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "min_text_score": range_reader(True, 0.0, 1.0, low_inclusive=False),
+    "mask_margin": range_reader(True, 0.0, 2.0),
+    "mask_min_margin_px": range_reader(False, 0, 200),
+    "rotate_below_chars": range_reader(False, 0, 100_000),
 }
 
 @dataclass(frozen=True)
@@ -79,10 +89,15 @@ def built_in_layer() -> Layer:
         layer[f"limits.{key}"] = Setting(getattr(built_in.limits, key), None, "", 0)
     for key in DETECTION_READERS:
         layer[f"detection.{key}"] = Setting(getattr(built_in.detection, key), None, "", 0)
+    for key in TEXT_DETECTION_READERS:
+        layer[f"text_detection.{key}"] = Setting(getattr(built_in.text_detection, key), None, "", 0)
     return layer
 
 
 def rule_from(layer: Layer) -> Rule:
     limits = Limits(**{key: layer[f"limits.{key}"].value for key in LIMIT_READERS})
     detection = DetectionSettings(**{key: layer[f"detection.{key}"].value for key in DETECTION_READERS})
-    return Rule(**{key: layer[key].value for key in SETTING_READERS}, limits=limits, detection=detection)
+    text_detection = TextDetectionSettings(**{key: layer[f"text_detection.{key}"].value for key in TEXT_DETECTION_READERS})
+    return Rule(
+        **{key: layer[key].value for key in SETTING_READERS}, limits=limits, detection=detection, text_detection=text_detection
+    )

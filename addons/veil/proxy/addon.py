@@ -132,6 +132,7 @@ class Veil:
         if "veil_policy" in updated:
             self.policy = _load_policy(ctx.options.veil_policy)
             _refuse_without_face_model(self.policy)
+            _refuse_without_text_model(self.policy)
         if updated & {"veil_audit_log", "veil_audit_rotate_bytes", "veil_audit_rotate_daily"}:
             self._open_audit_log(ctx.options.veil_audit_log)
         if updated & {"veil_metrics_port", "veil_metrics_host"}:
@@ -182,7 +183,7 @@ class Veil:
         if workers < 1:
             raise exceptions.OptionsError("veil_workers must be at least 1")
         self._stop_pool(wait=False)
-        self.pool = WorkerPool(workers)
+        self.pool = WorkerPool(workers, load_text=bool(self.policy and self.policy.masks_text()))
 
     def _decrypt_only_protected_hosts(self, updated: set[str]):
         """Derive allow_hosts (the protected hosts; none under all-uploads or veil_decrypt_all:
@@ -577,6 +578,16 @@ def _refuse_without_face_model(policy: Policy):
         problem = model_problem()
         if problem:
             raise exceptions.OptionsError(f"Veil cannot mask faces: {problem}")
+
+
+def _refuse_without_text_model(policy: Policy):
+    """A policy that masks text needs the OCR models: say so at start-up with the fix."""
+    if policy.masks_text():
+        from ..clean.text.ocr import model_problem
+
+        problem = model_problem()
+        if problem:
+            raise exceptions.OptionsError(f"Veil cannot mask text: {problem}")
 
 
 def _refuse_streaming_of_protected_bodies(policy: Policy | None):

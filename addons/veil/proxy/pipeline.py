@@ -374,7 +374,8 @@ def summary(verdict: BodyVerdict) -> str:
         report = outcome.result.report if outcome.result else None
         removed = ", ".join(report.metadata_removed) if report and report.metadata_removed else "no metadata"
         faces = f"{len(report.faces)} face(s) {report.face_mode}" if report and report.faces else "no faces"
-        parts.append(f"{outcome.slot.location}: {outcome.event} ({removed}; {faces})")
+        text = "; text masked: " + ", ".join(f"{kind} {count}" for kind, count in report.text.items()) if report and report.text else ""
+        parts.append(f"{outcome.slot.location}: {outcome.event} ({removed}; {faces}{text})")
     return "Veil: " + "; ".join(parts)
 
 

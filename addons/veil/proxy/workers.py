@@ -30,16 +30,16 @@ log = logging.getLogger("veil")
 WORKER_NICENESS = 19
 
 
-def start_pool(workers: int) -> ProcessPoolExecutor:
+def start_pool(workers: int, load_text: bool = False) -> ProcessPoolExecutor:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     # Never plain fork: the proxy is multi-threaded, and a forked child can inherit held locks.
     context = multiprocessing.get_context(method)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_prepare_worker, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=context, initializer=_prepare_worker, initargs=(os.getpid(), load_text)
     )
 
 
-def _prepare_worker(proxy_pid: int) -> None:
+def _prepare_worker(proxy_pid: int, load_text: bool = False) -> None:
     # Ctrl-C and SIGTERM are the proxy's to handle: sent to the whole process group (a
     # terminal, docker stop, systemd), they would kill images being cleaned while the
     # proxy drains. The proxy shuts the workers down itself when it exits.
@@ -53,6 +53,17 @@ def _prepare_worker(proxy_pid: int) -> None:
         from ..clean.faces import default_detector
 
         default_detector()  # load the model now, not on the first photo
+    except RuntimeError:
+        pass  # reported per image, where the policy's on_error decides
+    if load_text:  # only when the policy masks text: otherwise the OCR stack is never imported
+        _load_text_reader()
+
+
+def _load_text_reader() -> None:
+    try:
+        from ..clean.text import default_reader
+
+        default_reader()
     except RuntimeError:
         pass  # reported per image, where the policy's on_error decides
 
@@ -109,9 +120,10 @@ class WorkerPool:
     Images the other workers were cleaning at that moment were innocent, so they are
     cleaned again once on the fresh pool instead of failing."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, load_text: bool = False):
         self.size = size
-        self._executor = start_pool(size)
+        self.load_text = load_text  # each worker loads the OCR model at start (the policy masks text)
+        self._executor = start_pool(size, load_text)
         self._retired: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # replaced on purpose
 
     def warm_up(self) -> None:
@@ -141,7 +153,7 @@ class WorkerPool:
             return  # another image's failure already replaced it
         log.error(f"Veil: {why}; replacing the worker pool")
         self._retired.add(executor)
-        self._executor = start_pool(self.size)
+        self._executor = start_pool(self.size, self.load_text)
         self.warm_up()
         _kill(executor)
 
