@@ -49,6 +49,22 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class DocumentLimits:
+    """What a document or archive may hold before Veil refuses it unread: every limit is
+    checked from what the container declares, before anything is inflated or parsed."""
+
+    max_pages: int = 500
+    max_members: int = 2_000  # ZIP/TAR entries, OOXML parts
+    max_inflated_bytes: int = 512 * 1024 * 1024  # all members together, as declared
+    max_ratio: int = 200  # one member's inflated size over its compressed size (zip bombs)
+    max_depth: int = 3  # archives inside archives
+    max_objects: int = 200_000  # PDF objects
+    max_images: int = 500  # embedded images cleaned per document
+    keep_comments: bool = False  # OOXML comments: dropped, or kept with their authors blanked
+    unknown_members: str = "block"  # archive members Veil cannot clean: block | keep
+
+
+@dataclass(frozen=True)
 class SanitiseOptions:
     faces: FaceMode = FaceMode.MASK
     keep_icc: bool = True  # colour profiles carry colour, not identity
@@ -58,6 +74,7 @@ class SanitiseOptions:
     # Make the output exactly as long as the input, padded with inert zero filler that the
     # format module writes and the verifier accepts (for services told the size first).
     preserve_length: bool = False
+    documents: DocumentLimits = field(default_factory=DocumentLimits)
 
     def __post_init__(self):
         object.__setattr__(self, "faces", FaceMode(self.faces))

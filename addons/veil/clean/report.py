@@ -25,6 +25,8 @@ class Report:
     timings_ms: dict[str, float]
     verification: dict[str, object] = field(default_factory=dict)
     padding: int = 0  # bytes of zero filler added to keep the original length (preserve_length)
+    # Documents and archives: one report (as a dict) per image or member cleaned inside.
+    embedded: list[dict] = field(default_factory=list)
     # The bytes themselves, for the hashes only; never part of to_dict().
     input_bytes: bytes = field(default=b"", repr=False, compare=False)
     output_bytes: bytes = field(default=b"", repr=False, compare=False)
@@ -48,3 +50,6 @@ class Report:
 class Result:
     data: bytes
     report: Report
+    # The exact bytes of every image Veil wrote into a document (empty for a plain image):
+    # the egress scan finds them inside the document and must know them as Veil's own.
+    embedded_outputs: tuple[bytes, ...] = ()
