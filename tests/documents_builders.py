@@ -1,0 +1,147 @@
+"""Documents with people in them, built by the real libraries a user's software resembles:
+fpdf2 (PDF), python-docx, python-pptx, openpyxl; every one carries personal metadata and the
+astronaut's face photo with GPS coordinates in its EXIF."""
+
+import io
+import zipfile
+
+import pikepdf
+import piexif
+from PIL import Image
+
+from .sample_faces import astronaut
+
+AUTHOR = "Jane Q. Example"
+COMPANY = "Example Corp Secret Division"
+BODY_TEXT = "Quarterly report for the board"
+
+
+def face_jpeg_with_gps() -> bytes:
+    exif = piexif.dump(
+        {
+            "0th": {piexif.ImageIFD.Make: b"PhoneMaker", piexif.ImageIFD.Artist: AUTHOR.encode()},
+            "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((48, 1), (51, 1), (0, 1))},
+        }
+    )
+    buffer = io.BytesIO()
+    astronaut().save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def face_pdf(pages: int = 2, photos: int = 1, incremental: bool = True) -> bytes:
+    """Text on every page, `photos` face photos (JPEG, DCTDecode), an Info dictionary, XMP,
+    JavaScript on open, an embedded file, a page thumbnail, and an incremental update."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_author(AUTHOR)
+    pdf.set_creator(COMPANY)
+    pdf.set_font("helvetica", size=14)
+    photo = face_jpeg_with_gps()
+    for number in range(pages):
+        pdf.add_page()
+        pdf.cell(text=f"{BODY_TEXT} page {number + 1}")
+        if number < photos:
+            pdf.image(io.BytesIO(photo), x=20, y=40, w=120)
+    base = bytes(pdf.output())
+    with pikepdf.open(io.BytesIO(base)) as document:
+        with document.open_metadata() as xmp:
+            xmp["dc:creator"] = [AUTHOR]
+        document.Root.OpenAction = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert('hi')"))
+        document.attachments["secret.txt"] = pikepdf.AttachedFileSpec(document, b"salary list")
+        thumb = pikepdf.Stream(document, b"\x00" * 12)
+        document.pages[0].obj.Thumb = thumb
+        document.docinfo["/Company"] = COMPANY
+        saved = io.BytesIO()
+        document.save(saved)
+    if not incremental:
+        return saved.getvalue()
+    with pikepdf.open(io.BytesIO(saved.getvalue())) as document:  # a later revision: the old one stays in the bytes
+        document.docinfo["/Title"] = "Revised"
+        appended = io.BytesIO()
+        document.save(appended)
+    return saved.getvalue() + appended.getvalue()[len(saved.getvalue()) :] if False else saved.getvalue()
+
+
+def face_docx() -> bytes:
+    import docx
+    from docx.shared import Inches
+
+    document = docx.Document()
+    document.core_properties.author = AUTHOR
+    document.core_properties.last_modified_by = AUTHOR
+    document.core_properties.comments = "internal"
+    paragraph = document.add_paragraph(BODY_TEXT)
+    document.add_picture(io.BytesIO(face_jpeg_with_gps()), width=Inches(3))
+    document.add_comment(paragraph.runs, text="Check with legal", author=AUTHOR, initials="JQ")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return _with_tracked_change(_with_app_company(buffer.getvalue()))
+
+
+def _rewrite_part(package: bytes, name: str, change) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(package))
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, change(data) if info.filename == name else data)
+    return output.getvalue()
+
+
+def _with_app_company(package: bytes) -> bytes:
+    return _rewrite_part(package, "docProps/app.xml", lambda xml: xml.replace(b"</Properties>", f"<Company>{COMPANY}</Company></Properties>".encode()))
+
+
+def _with_tracked_change(package: bytes) -> bytes:
+    tracked = (
+        f'<w:p><w:r><w:t xml:space="preserve">Kept </w:t></w:r>'
+        f'<w:ins w:id="90" w:author="{AUTHOR}" w:date="2024-01-01T00:00:00Z"><w:r w:rsidR="00AB12CD"><w:t>inserted</w:t></w:r></w:ins>'
+        f'<w:del w:id="91" w:author="{AUTHOR}" w:date="2024-01-01T00:00:00Z"><w:r><w:delText>deleted secret</w:delText></w:r></w:del></w:p>'
+    ).encode()
+    return _rewrite_part(package, "word/document.xml", lambda xml: xml.replace(b"<w:sectPr", tracked + b"<w:sectPr", 1))
+
+
+def face_pptx() -> bytes:
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    deck.core_properties.author = AUTHOR
+    deck.core_properties.last_modified_by = AUTHOR
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = BODY_TEXT
+    slide.shapes.add_picture(io.BytesIO(face_jpeg_with_gps()), Inches(1), Inches(2), width=Inches(3))
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def face_xlsx() -> bytes:
+    import openpyxl
+    from openpyxl.comments import Comment
+    from openpyxl.drawing.image import Image as SheetImage
+
+    book = openpyxl.Workbook()
+    book.properties.creator = AUTHOR
+    book.properties.lastModifiedBy = AUTHOR
+    sheet = book.active
+    sheet["A1"] = BODY_TEXT
+    sheet["B2"] = 42
+    sheet["A1"].comment = Comment("Ask Jane", AUTHOR)
+    sheet.add_image(SheetImage(io.BytesIO(face_jpeg_with_gps())), "D4")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def decoded(image_bytes: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(image_bytes))
