@@ -53,14 +53,24 @@ def face_pdf(pages: int = 2, photos: int = 1, incremental: bool = True) -> bytes
         document.pages[0].obj.Thumb = thumb
         document.docinfo["/Company"] = COMPANY
         saved = io.BytesIO()
-        document.save(saved)
+        document.save(saved, object_stream_mode=pikepdf.ObjectStreamMode.disable)
     if not incremental:
         return saved.getvalue()
-    with pikepdf.open(io.BytesIO(saved.getvalue())) as document:  # a later revision: the old one stays in the bytes
-        document.docinfo["/Title"] = "Revised"
-        appended = io.BytesIO()
-        document.save(appended)
-    return saved.getvalue() + appended.getvalue()[len(saved.getvalue()) :] if False else saved.getvalue()
+    with pikepdf.open(io.BytesIO(saved.getvalue())) as written:  # saving renumbers the objects
+        root, size = written.Root.objgen[0], int(written.trailer.Size)
+    return with_incremental_update(saved.getvalue(), root, size)
+
+
+def with_incremental_update(pdf: bytes, root: int, size: int) -> bytes:
+    """An appended revision (a new Info naming the author): a reader shows the new one, the
+    old bytes stay in the file, as in every PDF edited and saved incrementally."""
+    previous = int(pdf[pdf.rindex(b"startxref") + 9 :].split()[0])
+    body = f"{size} 0 obj\n<< /Title (Revision two) /Author ({AUTHOR} revised) >>\nendobj\n".encode()
+    at = len(pdf)
+    xref_at = at + len(body)
+    xref = f"xref\n{size} 1\n{at:010d} 00000 n \n".encode()
+    trailer = f"trailer\n<< /Size {size + 1} /Root {root} 0 R /Info {size} 0 R /Prev {previous} >>\nstartxref\n{xref_at}\n%%EOF\n"
+    return pdf + body + xref + trailer.encode()
 
 
 def face_docx() -> bytes:

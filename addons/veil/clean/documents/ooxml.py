@@ -27,7 +27,7 @@ _DROPPED = re.compile(
     r"^(docProps/thumbnail\.[a-z]+|docProps/custom\.xml|customXml/.*|.*/people\.xml|.*/printerSettings/.*"
     r"|ppt/commentAuthors\.xml|.*/persons/.*|word/webSettings\.xml)$"
 )
-_COMMENTS = re.compile(r"^(word/comments[A-Za-z]*\.xml|ppt/comments/.*|xl/comments\d*\.xml|xl/threadedComments/.*|ppt/comments/modernComment.*)$")
+_COMMENTS = re.compile(r"^(word/comments[A-Za-z]*\.xml|ppt/comments/.*|xl/comments.*\.xml|xl/threadedComments/.*)$")
 _MACROS = re.compile(r"(^|/)(vbaProject\.bin|vbaData\.xml|vbaProjectSignature.*\.bin)$")
 _MEDIA = re.compile(r"^(word|ppt|xl)/media/[^/]+$")
 _EMBEDDED_OFFICE = re.compile(r"^(word|ppt|xl)/embeddings/[^/]+\.(xlsx|docx|pptx)$")
@@ -164,6 +164,10 @@ def _clean_content(tree, name: str, dropped: set[str]) -> list[str]:
             if etree.QName(attribute).namespace == _W and (local.startswith("rsid") or local in _PERSONAL_ATTRIBUTES):
                 del element.attrib[attribute]
                 removed.append(f"{name}:{local}")
+    if _COMMENTS.match(name):  # kept comments: a spreadsheet lists their authors by name
+        for author in tree.iter("{*}author"):
+            author.text = ""
+            removed.append(f"{name}:author")
     removed += _accept_tracked_changes(tree, name)
     if "word/comments.xml" in dropped:
         removed += _remove_elements(tree, _COMMENT_MARKS, f"{name}:comment")
