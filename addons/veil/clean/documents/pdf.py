@@ -20,7 +20,7 @@ from PIL import Image
 from ..errors import MalformedImage, TooLarge, UnsupportedFormat
 from .base import Container, Embedded
 
-_ROOT_REMOVED = ("/OpenAction", "/AA", "/Metadata", "/PieceInfo", "/SpiderInfo", "/Perms", "/Collection", "/Threads", "/URI")
+_ROOT_REMOVED = ("/OpenAction", "/AF", "/AA", "/Metadata", "/PieceInfo", "/SpiderInfo", "/Perms", "/Collection", "/Threads", "/URI")
 _PAGE_REMOVED = ("/Thumb", "/AA", "/PieceInfo", "/Metadata", "/LastModified")
 _ACTIVE_ANNOTATIONS = {"/FileAttachment", "/Sound", "/Movie", "/Screen", "/RichMedia", "/3D"}
 _ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/ResetForm", "/Rendition", "/GoToE"}
@@ -61,17 +61,20 @@ class Pdf(Container):
             names = root.get("/Names")
             if names is not None and any(key in names for key in ("/JavaScript", "/EmbeddedFiles")):
                 left.append("JavaScript or embedded files")
-            for obj in pdf.objects:
-                if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-                    if "/Metadata" in obj:
-                        left.append("an XMP metadata stream")
-                    if obj.get("/S") in _ACTIVE_ACTIONS:
-                        left.append(f"a {obj.get('/S')} action")
-                    if obj.get("/Type") == "/Filespec" and "/EF" in obj:
-                        left.append("an embedded file")
+            for obj in (inner for top in pdf.objects for inner in dictionaries_within(top)):
+                left += _object_findings(obj)
             for page in pdf.pages:
                 left += [f"a page's {key}" for key in _PAGE_REMOVED if key in page.obj]
         return sorted(set(left))
+
+
+def _object_findings(obj) -> list[str]:
+    left = ["an XMP metadata stream"] if "/Metadata" in obj else []
+    if obj.get("/S") in _ACTIVE_ACTIONS:
+        left.append(f"a {obj.get('/S')} action")
+    if obj.get("/Type") == "/Filespec" and "/EF" in obj:
+        left.append("an embedded file")
+    return left
 
 
 def _admit(data: bytes, limits) -> None:
@@ -119,9 +122,26 @@ def _strip_document(pdf: pikepdf.Pdf) -> list[str]:
         del root.AcroForm["/XFA"]
         removed.append("document:XFA")
     for obj in pdf.objects:
-        if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-            removed += _strip_object(obj)
+        for dictionary in dictionaries_within(obj):
+            removed += _strip_object(dictionary)
     return removed
+
+
+def dictionaries_within(obj, depth: int = 0):
+    """`obj` and the direct dictionaries nested in it (an annotation's action, an outline
+    item's): indirect ones are objects of their own and are visited as such."""
+    if depth > 32:
+        raise MalformedImage("the PDF nests its dictionaries too deeply")
+    if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+        yield obj
+        children = obj.values()
+    elif isinstance(obj, pikepdf.Array):
+        children = list(obj)
+    else:
+        return
+    for child in children:
+        if isinstance(child, (pikepdf.Dictionary, pikepdf.Array)) and not child.is_indirect:
+            yield from dictionaries_within(child, depth + 1)
 
 
 def _strip_names(root) -> list[str]:
