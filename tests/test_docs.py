@@ -59,6 +59,22 @@ def test_the_site_builds_strictly(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     reference = (tmp_path / "site" / "policy-reference" / "index.html").read_text()
     assert "detection.tile_px" in reference and "policy-reference: rendered" not in reference
+    services = (tmp_path / "site" / "services" / "index.html").read_text()
+    assert "bedrock-runtime.*.amazonaws.com" in services and "service-catalogue: rendered" not in services
+
+
+@pytest.mark.skipif(not MKDOCS.exists(), reason="mkdocs is not installed (scripts/setup --test installs mkdocs-material)")
+def test_a_broken_catalogue_fails_the_build(tmp_path):
+    """The catalogue table is the catalogue's: a problem in config/services/ stops the build."""
+    copy = tmp_path / "repo"
+    (copy / "config").mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(ROOT / "docs"), str(ROOT / "mkdocs.yml"), str(ROOT / "addons"), str(copy)], check=True)
+    subprocess.run(["cp", "-r", str(ROOT / "config" / "services"), str(copy / "config")], check=True)
+    openai = copy / "config" / "services" / "openai.yaml"
+    openai.write_text(openai.read_text().replace("flows: captured", "flows: caught", 1))
+    result = build_site(copy, tmp_path / "site")
+    assert result.returncode != 0
+    assert "openai.yaml, line" in result.stdout + result.stderr and "'caught' is not allowed" in result.stdout + result.stderr
 
 
 @pytest.mark.skipif(not MKDOCS.exists(), reason="mkdocs is not installed (scripts/setup --test installs mkdocs-material)")

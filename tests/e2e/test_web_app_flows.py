@@ -336,12 +336,13 @@ def test_grok_json_base64_content(proxy, proxy_env, upstream):
 
 @pytest.fixture(scope="module")
 def mistral_proxy(upstream, tmp_path_factory):
-    """The default policy with Le Chat's storage host added, as its comment asks operators to."""
+    """The default policy with Le Chat's storage host added, as the catalogue entry asks
+    operators to: a `services:` entry with hosts replaces the catalogue's mistral-web."""
     folder = tmp_path_factory.mktemp("mistral-proxy")
     policy = folder / "policy.yaml"
     text = DEFAULT_POLICY.read_text()
-    assert 'hosts: ["chat.mistral.ai"]' in text
-    policy.write_text(text.replace('hosts: ["chat.mistral.ai"]', f'hosts: ["chat.mistral.ai", "{MISTRAL_BLOB_HOST}"]'))
+    assert "\nservices:" not in text, "the default policy now has services: of its own; add mistral-web there"
+    policy.write_text(text + f'\nservices:\n  mistral-web:\n    hosts: ["chat.mistral.ai", "{MISTRAL_BLOB_HOST}"]\n')
     running = start_mitmdump(folder, upstream.port, policy)
     yield running
     stop(running)

@@ -457,7 +457,8 @@ def test_each_kind_of_bad_value_is_reported_at_its_line(addition, expected):
     [
         ('"*"', "'*' alone would decrypt every host; list the hosts to protect"),
         ('"*.com"', "'*.com' is too broad: it would match every '.com' host"),
-        ('"api.*.example.com"', "'api.*.example.com': a wildcard may only be the whole first label, as in '*.example.com'"),
+        ('"api.*.com"', "'api.*.com' is too broad: write the last two labels out, as in '*.example.com' or 'api.*.example.com'"),
+        ('"api.**.example.com"', "'api.**.example.com': one '*' per label at most"),
         ('"https://api.example.com"', "'https://api.example.com': write the host name only, without 'https://'"),
         ('"api.example.com/v1"', "'api.example.com/v1': write the host name only; paths go in a rule's paths"),
         ('"api.example.com:443"', "'api.example.com:443': ports are ignored when matching; write 'api.example.com'"),
@@ -489,7 +490,8 @@ def test_a_host_belongs_to_one_service():
         (MINIMAL.replace("version: 1", "version: 2"), "p.yaml, line 1: version: '2' is not supported; this Veil reads version 1"),
         (MINIMAL.replace("version: 1", 'version: "1"'), "p.yaml, line 1: version: '1' is not supported; this Veil reads version 1"),
         ("", "p.yaml, line 1: the policy is empty; it starts with 'version: 1', then 'services:'"),
-        ("version: 1\n", "p.yaml, line 1: services: missing; list the services to protect, each with its hosts"),
+        ("version: 1\n", "p.yaml, line 1: services: missing; list the services to protect, each with its hosts, "
+         "or include catalogue services: catalogue: {include: [all]}"),
         ("version: 1\nservices: {}\n", "p.yaml, line 2: services: no services; the policy would protect nothing"),
         ("- version: 1\n", "p.yaml, line 1: expected a mapping of keys to values, got a list"),
     ],

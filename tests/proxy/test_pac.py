@@ -65,7 +65,11 @@ def test_every_host_of_the_default_policy(evaluate):
     script = pac_script(policy, "veil.corp.example:3128")
     for service in policy.services:
         for pattern in service.hosts:
-            if pattern.is_wildcard:
+            if pattern.is_label_glob:
+                concrete = pattern.text.replace("*", "eu-west-1")
+                assert evaluate(script, concrete) == "PROXY veil.corp.example:3128"
+                assert evaluate(script, concrete + ".evil.net") == "DIRECT"
+            elif pattern.is_wildcard:
                 assert evaluate(script, "upload-7" + pattern.suffix) == "PROXY veil.corp.example:3128"
                 bare = pattern.suffix[1:]
                 expected = "PROXY veil.corp.example:3128" if policy.protects_host(bare) else "DIRECT"
@@ -108,3 +112,11 @@ def test_the_command_refuses_a_bad_policy_or_proxy(tmp_path):
     assert done.returncode == 2 and "decrypt every host" in done.stderr and not done.stdout
     done = subprocess.run([*VEIL, "pac", "--proxy", "8080"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "HOST:PORT" in done.stderr
+
+
+def test_all_uploads_sends_every_host_but_the_tunnelled_to_veil(evaluate):
+    policy = load_policy_text('version: 1\nprotect: all-uploads\ntunnel: ["*.mybank.example", "pinned.example.com"]\n')
+    script = pac_script(policy, "127.0.0.1:8080")
+    assert evaluate(script, "photos.example.org") == "PROXY 127.0.0.1:8080"
+    assert evaluate(script, "login.mybank.example") == "DIRECT"
+    assert evaluate(script, "pinned.example.com") == "DIRECT"

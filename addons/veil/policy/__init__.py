@@ -5,10 +5,12 @@ imports `proxy`, `audit` or `cli`. Pure: no mitmproxy, no network.
 
 - `model`: the frozen data (Policy, Service, Route, Rule, Match) and the questions the proxy asks.
 - `matching`: host and path patterns.
+- `catalogue`: the services Veil knows (config/services/), as data a policy includes by name.
 - `reader`: YAML in, a `Policy` out, or one `PolicyError` with every problem and its line.
 - `values`: reading one value; `errors`: the error types.
 """
 
+from .catalogue import CATALOGUE_FOLDER, Catalogue, CatalogueEntry, load_catalogue
 from .errors import PolicyError, PolicyProblem
 from .matching import (
     ANY_METHOD,
@@ -19,6 +21,7 @@ from .matching import (
     normalise_host,
 )
 from .model import (
+    CATCH_ALL_SERVICE,
     DEFAULT_POLICY_PATH,
     SUPPORTED_VERSION,
     Action,
@@ -28,9 +31,11 @@ from .model import (
     OnError,
     OpaqueFiles,
     Policy,
+    Protect,
     Route,
     Rule,
     Service,
+    UnnamedDestinations,
     UnparsedBodies,
 )
 from .reader import (
@@ -45,6 +50,13 @@ from .reader import (
 
 __all__ = [
     "ANY_METHOD",
+    "CATALOGUE_FOLDER",
+    "CATCH_ALL_SERVICE",
+    "Catalogue",
+    "CatalogueEntry",
+    "Protect",
+    "UnnamedDestinations",
+    "load_catalogue",
     "DEFAULT_POLICY_PATH",
     "KNOWN_METHODS",
     "RULE_KEYS",

@@ -68,6 +68,24 @@ class Action(str, Enum):
     MONITOR = "monitor"  # work out what sanitise would do, record it, change nothing
 
 
+class Protect(str, Enum):
+    """Which hosts Veil decrypts and cleans uploads to."""
+
+    AI_SERVICES = "ai-services"  # the services the policy names; every other host is tunnelled
+    ALL_UPLOADS = "all-uploads"  # every host but those in `tunnel:`; unnamed hosts get the catch-all rule
+
+
+class UnnamedDestinations(str, Enum):
+    """What happens to a connection Veil cannot name: a CONNECT to a bare IP address whose
+    TLS handshake carries no server name, so no policy host can be matched."""
+
+    TUNNEL = "tunnel"  # pass it through unopened, as any unprotected host
+    BLOCK = "block"  # close it, with an audit record
+
+
+CATCH_ALL_SERVICE = "any-host"  # the audit name of the catch-all rule of `protect: all-uploads`
+
+
 class OnError(str, Enum):
     """What happens to a request holding an image that cannot be cleaned."""
 
@@ -186,6 +204,7 @@ class Service:
     name: str  # appears in audit records
     hosts: tuple[HostPattern, ...]
     routes: tuple[Route, ...]
+    from_catalogue: bool = False  # read from config/services/ (perhaps adjusted by the policy)
 
     def host_specificity(self, normalised_host: str) -> int | None:
         """How specifically this service claims the host, or None when it does not."""
@@ -209,22 +228,43 @@ class Policy:
     defaults: Rule
     services: tuple[Service, ...]
     groups: dict[str, frozenset[str]] = field(default_factory=dict)  # top-level `groups:`
+    protect: Protect = Protect.AI_SERVICES
+    tunnel: tuple[HostPattern, ...] = ()  # never decrypted, whatever else the policy says
+    unnamed_destinations: UnnamedDestinations = UnnamedDestinations.TUNNEL
+    catch_all: Service | None = None  # under all-uploads: the rule for hosts no service names
+
+    @property
+    def protects_all_uploads(self) -> bool:
+        return self.protect is Protect.ALL_UPLOADS
+
+    def every_service(self) -> tuple[Service, ...]:
+        return self.services + ((self.catch_all,) if self.catch_all else ())
 
     def names_users(self) -> bool:
         """True when some rule applies only to certain users (needs proxy authentication)."""
-        return any(route.audience is not None for service in self.services for route in service.routes)
+        return any(route.audience is not None for service in self.every_service() for route in service.routes)
+
+    def is_tunnelled(self, host: str) -> bool:
+        normalised = normalise_host(host)
+        return any(pattern.matches(normalised) for pattern in self.tunnel)
 
     def service_for_host(self, host: str) -> Service | None:
         normalised = normalise_host(host)
+        if self.is_tunnelled(normalised):
+            return None
         best: tuple[int, Service] | None = None
         for service in self.services:
             score = service.host_specificity(normalised)
             if score is not None and (best is None or score > best[0]):
                 best = (score, service)
-        return best[1] if best else None
+        return best[1] if best else self.catch_all
 
     def protects_host(self, host: str) -> bool:
         return self.service_for_host(host) is not None
+
+    def hosts(self) -> list[HostPattern]:
+        """Every host pattern the named services protect, once each, in policy order."""
+        return list(dict.fromkeys(pattern for service in self.services for pattern in service.hosts))
 
     def match(self, host: str, path: str, method: str, user: str | None = None) -> Match | None:
         """The service and rule for a request, or None when the policy does not cover it: the
@@ -256,10 +296,17 @@ class Policy:
     def largest_body_limit(self) -> int:
         """The largest `max_body_bytes` any rule allows. mitmproxy's `stream_large_bodies` must
         stay above it: a streamed body passes before Veil has seen it and cannot be changed."""
-        return max((route.rule.limits.max_body_bytes for service in self.services for route in service.routes),
+        return max((route.rule.limits.max_body_bytes for service in self.every_service() for route in service.routes),
                    default=self.defaults.limits.max_body_bytes)
 
     def allow_hosts_patterns(self) -> list[str]:
-        """Regexes for mitmproxy's `allow_hosts` option: decrypt protected hosts, nothing else."""
-        patterns = (pattern.allow_hosts_regex() for service in self.services for pattern in service.hosts)
-        return list(dict.fromkeys(patterns))
+        """Regexes for mitmproxy's `allow_hosts`, which `re.search`es it (ignoring case) in
+        'host:port' strings: decrypt protected hosts, nothing else. Empty under all-uploads:
+        every host is decrypted but those of `ignore_hosts_patterns`."""
+        if self.protects_all_uploads:
+            return []
+        return list(dict.fromkeys(pattern.allow_hosts_regex() for pattern in self.hosts()))
+
+    def ignore_hosts_patterns(self) -> list[str]:
+        """Regexes for mitmproxy's `ignore_hosts`: the `tunnel:` hosts, never decrypted."""
+        return list(dict.fromkeys(pattern.allow_hosts_regex() for pattern in self.tunnel))

@@ -10,7 +10,8 @@ are resolved here, once: built-in defaults <- `defaults:` <- service <- rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,17 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..clean.options import DetectionSettings, FaceMode
+from .catalogue import (
+    CATALOGUE_FOLDER,
+    ENTRY_KEYS,
+    Catalogue,
+    CatalogueEntry,
+    load_catalogue,
+)
 from .errors import PolicyError, PolicyProblem
 from .matching import UPLOAD_METHODS, HostPattern, PathPattern
 from .model import (
+    CATCH_ALL_SERVICE,
     DEFAULT_POLICY_PATH,
     SUPPORTED_VERSION,
     Action,
@@ -30,9 +39,11 @@ from .model import (
     OnError,
     OpaqueFiles,
     Policy,
+    Protect,
     Route,
     Rule,
     Service,
+    UnnamedDestinations,
     UnparsedBodies,
 )
 from .values import (
@@ -55,22 +66,22 @@ from .values import (
 )
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, catalogue_folder: str | Path = CATALOGUE_FOLDER) -> Policy:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyError([PolicyProblem(source, None, "", f"cannot read the policy: {error}")]) from None
-    return load_policy_text(text, source)
+    return load_policy_text(text, source, catalogue_folder)
 
 
 def load_default_policy() -> Policy:
     return load_policy(DEFAULT_POLICY_PATH)
 
 
-def load_policy_text(text: str, source_name: str = "<policy>") -> Policy:
+def load_policy_text(text: str, source_name: str = "<policy>", catalogue_folder: str | Path = CATALOGUE_FOLDER) -> Policy:
     root = _compose(text, source_name)
-    reader = _PolicyReader(source_name)
+    reader = _PolicyReader(source_name, lambda: load_catalogue(catalogue_folder))
     policy = reader.read(root)
     if reader.problems:
         raise PolicyError(_in_document_order(reader.problems))
@@ -100,7 +111,8 @@ def _syntax_problem(error: yaml.MarkedYAMLError, source: str) -> PolicyProblem:
 
 def _in_document_order(problems: list[PolicyProblem]) -> list[PolicyProblem]:
     unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda problem: problem.line or 0)
+    # The policy's own problems first, then each catalogue file's, each in line order.
+    return sorted(unique, key=lambda problem: (problem.source != problems[0].source, problem.source, problem.line or 0))
 
 
 # ---- settings shared by defaults, services and rules -------------------------------------
@@ -137,8 +149,12 @@ _DETECTION_READERS: dict[str, Callable[[Node], Any]] = {
     "mask_min_margin_px": range_reader(False, 0, 1000),
 }
 SETTING_KEYS = (*_SETTING_READERS, "limits", "detection")
-TOP_LEVEL_KEYS = ("version", "defaults", "groups", "services")
+TOP_LEVEL_KEYS = ("version", "defaults", "groups", "catalogue", "services", "protect", "tunnel", "unnamed_destinations")
 SERVICE_KEYS = ("hosts", "rules", *SETTING_KEYS)
+CATALOGUE_KEYS = ("include", "except")
+# A `services:` entry without hosts that names a catalogue service adjusts it: rules of its
+# own (tried before the catalogue's), settings for the whole service, settings per rule.
+ADJUSTMENT_KEYS = ("rules", "rule_settings", *SETTING_KEYS)
 RULE_KEYS = ("name", "paths", "methods", "users", "groups", *SETTING_KEYS)
 
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -152,7 +168,11 @@ class _Setting:
     value: Any
     line: int | None
     path: str
-    depth: int  # 0 built in, 1 defaults, 2 service, 3 rule: higher is more specific
+    # 0 built in, 1 defaults, 2 service, 3 rule; for a catalogue service, 4 the policy's
+    # settings for the service and 5 its rule_settings: higher is more specific, and the
+    # policy always has the last word over the catalogue.
+    depth: int
+    source: str = ""  # the file it was written in (the policy or a catalogue file)
 
 
 # A layer maps setting names ("faces", "limits.max_body_bytes") to where they were set.
@@ -178,11 +198,34 @@ def _rule_from(layer: _Layer) -> Rule:
 class _PolicyReader:
     """Walks the node tree once, collecting every problem instead of stopping at the first."""
 
-    def __init__(self, source: str):
-        self.source = source
+    def __init__(self, source: str, catalogue_loader: Callable[[], Catalogue]):
+        self.source = source  # the file being read: the policy, or a catalogue file for a while
+        self.policy_source = source
         self.problems: list[PolicyProblem] = []
-        self.host_nodes: dict[tuple[str, str], Node] = {}  # (service, pattern) -> where written
+        self.host_nodes: dict[tuple[str, str], tuple[str, Node]] = {}  # (service, pattern) -> (file, where written)
         self.groups: dict[str, frozenset[str]] = {}  # top-level `groups:`, read before the services
+        self._catalogue_loader = catalogue_loader
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """Read on first use only: a policy that names no catalogue service never needs it."""
+        if self._catalogue is None:
+            try:
+                self._catalogue = self._catalogue_loader()
+            except PolicyError as error:
+                self.problems.extend(error.problems)
+                self._catalogue = Catalogue({}, {})
+        return self._catalogue
+
+    @contextmanager
+    def reading(self, source: str) -> Iterator[None]:
+        """Problems found meanwhile belong to `source` (a catalogue file)."""
+        previous, self.source = self.source, source
+        try:
+            yield
+        finally:
+            self.source = previous
 
     def problem(self, node: Node | None, path: str, message: str) -> None:
         line = line_of(node) if node is not None else 1
@@ -252,10 +295,25 @@ class _PolicyReader:
         defaults_layer = {**_built_in_layer(), **self.defaults(entries.get("defaults"))}
         self.check_combination(defaults_layer)
         self.groups = self.read_groups(entries.get("groups"))
-        services = self.services(entries.get("services"), root, defaults_layer)
+        protect = self.optional(entries.get("protect"), "protect", enum_reader(Protect), Protect.AI_SERVICES)
+        unnamed = self.optional(entries.get("unnamed_destinations"), "unnamed_destinations",
+                                enum_reader(UnnamedDestinations), UnnamedDestinations.TUNNEL)  # fmt: skip
+        included = self.catalogue_selection(entries.get("catalogue"))
+        services = self.services(entries.get("services"), root, defaults_layer, included, protect)
+        tunnel = self.tunnel(entries.get("tunnel"), services)
         if self.problems:
             return None
-        return Policy(self.source, _rule_from(defaults_layer), services, self.groups)
+        defaults = _rule_from(defaults_layer)
+        catch_all = None
+        if protect is Protect.ALL_UPLOADS:
+            catch_all = Service(CATCH_ALL_SERVICE, (), (Route("all-uploads", None, UPLOAD_METHODS, defaults),))
+        return Policy(self.source, defaults, services, self.groups, protect, tunnel, unnamed, catch_all)
+
+    def optional(self, entry: tuple[Node, Node] | None, path: str, reader: Callable[[Node], Any], default: Any) -> Any:
+        if entry is None:
+            return default
+        value = self.value(reader, entry[1], path)
+        return default if value is None else value
 
     def version(self, entry: tuple[Node, Node] | None, root: Node) -> None:
         if entry is None:
@@ -293,7 +351,7 @@ class _PolicyReader:
     def setting(self, layer: _Layer, key: str, reader: Callable[[Node], Any], node: Node, path: str, depth: int) -> None:
         value = self.value(reader, node, path)
         if value is not None:
-            layer[key] = _Setting(value, line_of(node), path, depth)
+            layer[key] = _Setting(value, line_of(node), path, depth, self.source)
 
     def check_combination(self, layer: _Layer) -> None:
         """Cleaning always removes metadata: masking re-encodes from pixels, which drops it
@@ -307,11 +365,11 @@ class _PolicyReader:
         if strip.depth >= action.depth:
             origin = f"from {action.path}, line {action.line}" if action.line else "the built-in action"
             message = f"strip: false cannot be combined with action: {action.value.value} ({origin}); {advice}"
-            self.problems.append(PolicyProblem(self.source, strip.line, strip.path, message))
+            self.problems.append(PolicyProblem(strip.source or self.source, strip.line, strip.path, message))
         else:
             origin = f"from {strip.path}, line {strip.line}"
             message = f"action: {action.value.value} needs strip: true, but strip is false ({origin}); {advice}"
-            self.problems.append(PolicyProblem(self.source, action.line, action.path, message))
+            self.problems.append(PolicyProblem(action.source or self.source, action.line, action.path, message))
 
     def check_tiles(self, layer: _Layer) -> None:
         """Tiles overlap by at least tile_overlap_px, and the coarsest pass by the largest face,
@@ -337,20 +395,42 @@ class _PolicyReader:
             f"detection.{key} ({part.value}, {origin(part)}) must be at most half of "
             f"detection.tile_px ({tile.value}, {origin(tile)}), so {why}; raise tile_px or lower {key}"
         )
-        self.problems.append(PolicyProblem(self.source, blame.line, blame.path, message))
+        self.problems.append(PolicyProblem(blame.source or self.source, blame.line, blame.path, message))
 
     # ---- services ----
 
-    def services(self, entry: tuple[Node, Node] | None, root: Node, defaults: _Layer) -> tuple[Service, ...]:
-        if entry is None:
-            self.problem(root, "services", "missing; list the services to protect, each with its hosts")
-            return ()
-        entries = self.mapping(entry[1], "services", allowed=None)
-        if isinstance(entry[1], MappingNode) and not entry[1].value:
-            self.problem(entry[1], "services", "no services; the policy would protect nothing")
-        services = tuple(self.service(name, key_node, node, defaults) for name, (key_node, node) in entries.items())
-        self.check_hosts_unique(services)
-        return services
+    def services(
+        self, entry: tuple[Node, Node] | None, root: Node, defaults: _Layer, included: list[str] | None, protect: Protect
+    ) -> tuple[Service, ...]:
+        """The policy's own services, then the catalogue's it includes (each adjusted by a
+        `services:` entry of its name, or replaced by one that lists its own hosts)."""
+        written: dict[str, tuple[Node, Node]] = {}
+        if entry is not None:
+            written = self.mapping(entry[1], "services", allowed=None)
+            if isinstance(entry[1], MappingNode) and not entry[1].value:
+                self.problem(entry[1], "services", "no services; the policy would protect nothing")
+        elif included is None and protect is Protect.AI_SERVICES:
+            self.problem(root, "services", "missing; list the services to protect, each with its hosts, "
+                         "or include catalogue services: catalogue: {include: [all]}")  # fmt: skip
+        services: list[Service] = []
+        adjustments: dict[str, tuple[Node, Node]] = {}
+        for name, (key_node, node) in written.items():
+            if self.adjusts_catalogue(name, key_node, node):
+                adjustments[name] = (key_node, node)
+            else:
+                services.append(self.service(name, key_node, node, defaults))
+        own = {service.name for service in services}
+        for name in dict.fromkeys([*(included or []), *adjustments]):
+            if name not in own and name in self.catalogue.entries:
+                services.append(self.catalogue_service(self.catalogue.entries[name], defaults, adjustments.get(name)))
+        self.check_hosts_unique(tuple(services))
+        return tuple(services)
+
+    def adjusts_catalogue(self, name: str, key_node: Node, node: Node) -> bool:
+        """A `services:` entry without hosts adjusts the catalogue service of its name."""
+        if not isinstance(node, MappingNode) or any(getattr(key, "value", None) == "hosts" for key, _ in node.value):
+            return False
+        return name in self.catalogue.entries
 
     def service(self, name: str, key_node: Node, node: Node, defaults: _Layer) -> Service:
         path = _join("services", name)
@@ -360,16 +440,117 @@ class _PolicyReader:
         if not isinstance(node, MappingNode):
             return Service(name, (), ())
         hosts = self.hosts(entries.get("hosts"), node, path)
-        self.host_nodes.update({(name, pattern.text): item for pattern, item in hosts.items()})
+        self.host_nodes.update({(name, pattern.text): (self.source, item) for pattern, item in hosts.items()})
         layer = {**defaults, **self.settings(entries, path, depth=2)}
         routes = self.routes(entries.get("rules"), path, name, layer)
         return Service(name, tuple(hosts), routes)
+
+    def catalogue_service(self, entry: CatalogueEntry, defaults: _Layer, adjustment: tuple[Node, Node] | None) -> Service:
+        """A catalogue entry read like a policy's service (its problems point into its file),
+        with the policy's adjustments on top: the policy has the last word."""
+        path = _join("services", entry.name)
+        with self.reading(entry.file):
+            entries = self.mapping(entry.node, path, (*SERVICE_KEYS, *ENTRY_KEYS))
+            hosts = self.hosts(entries.get("hosts"), entry.node, path)
+            self.host_nodes.update({(entry.name, pattern.text): (self.source, item) for pattern, item in hosts.items()})
+            layer = {**defaults, **self.settings(entries, path, depth=2)}
+        own_rules, overlay = self.adjustment(entry.name, adjustment, layer, _rule_names(entries.get("rules"), entry.name))
+        with self.reading(entry.file):
+            routes = self.routes(entries.get("rules"), path, entry.name, layer, overlay)
+        # The policy's own rules come first on purpose (an exception for a group, a block for
+        # everyone): one that makes a catalogue rule unreachable is an override, not a mistake,
+        # so only their names are checked against the catalogue's.
+        for route in own_rules:
+            clash = next((r for r in routes if r.name == route.name), None)
+            if clash is not None:
+                node = adjustment[1] if adjustment else entry.node
+                self.problem(node, _join(path, "rules"), f"'{route.name}' is already the name of a rule of the catalogue's "
+                             f"{entry.name} ({entry.file}, line {clash.line}); use another name, or rule_settings to adjust it")  # fmt: skip
+        return Service(entry.name, tuple(hosts), (*own_rules, *routes), from_catalogue=True)
+
+    def adjustment(
+        self, name: str, adjustment: tuple[Node, Node] | None, catalogue_layer: _Layer, rule_names: list[str]
+    ) -> tuple[tuple[Route, ...], Callable[[str], _Layer]]:
+        """The policy's `services.<name>` for a catalogue service: its own rules (tried first)
+        and the overlay of settings each catalogue rule gets (service-wide, then per rule)."""
+        if adjustment is None:
+            return (), lambda rule: {}
+        path = _join("services", name)
+        entries = self.mapping(adjustment[1], path, ADJUSTMENT_KEYS)
+        service_wide = self.settings(entries, path, depth=4)
+        per_rule = self.rule_settings(entries.get("rule_settings"), _join(path, "rule_settings"), rule_names)
+        own_rules = ()
+        if "rules" in entries:
+            own_rules = self.routes(entries["rules"], path, name, {**catalogue_layer, **service_wide})
+        return own_rules, lambda rule: {**service_wide, **per_rule.get(rule, {})}
+
+    def rule_settings(self, entry: tuple[Node, Node] | None, path: str, rule_names: list[str]) -> dict[str, _Layer]:
+        if entry is None:
+            return {}
+        layers = {}
+        for rule, (key_node, node) in self.mapping(entry[1], path, allowed=None).items():
+            if rule not in rule_names:
+                hint = did_you_mean(rule, rule_names)
+                self.problem(key_node, _join(path, rule), f"the catalogue service has no rule '{rule}'; {hint}its rules: {choices(rule_names)}")
+                continue
+            layers[rule] = self.settings(self.mapping(node, _join(path, rule), SETTING_KEYS), _join(path, rule), depth=5)
+        return layers
+
+    def catalogue_selection(self, entry: tuple[Node, Node] | None) -> list[str] | None:
+        """`catalogue: {include: [...], except: [...]}`: the catalogue services included, in
+        order; None without a `catalogue:` key."""
+        if entry is None:
+            return None
+        entries = self.mapping(entry[1], "catalogue", CATALOGUE_KEYS)
+        if isinstance(entry[1], MappingNode) and "include" not in entries:
+            self.problem(entry[1], "catalogue.include", "missing; name catalogue services or groups, e.g. include: [all]")
+        included = self.catalogue_names(entries.get("include"), "catalogue.include")
+        excepted = self.catalogue_names(entries.get("except"), "catalogue.except")
+        for name, node in excepted.items():
+            if name not in included:
+                self.problem(node, "catalogue.except", f"'{name}' is not included, so excepting it changes nothing")
+        return [name for name in included if name not in excepted]
+
+    def catalogue_names(self, entry: tuple[Node, Node] | None, path: str) -> dict[str, Node]:
+        """Service and group names, expanded to services: {service: the item that named it}."""
+        names: dict[str, Node] = {}
+        if entry is None:
+            return names
+        for index, item in enumerate(self.sequence(entry[1], path, "[all-apis, chatgpt-web]") or []):
+            name = self.value(read_text, item, f"{path}[{index}]")
+            if name is None:
+                continue
+            expanded = self.catalogue.expand(name)
+            if expanded is None:
+                hint = did_you_mean(name, self.catalogue.names())
+                groups = choices(group for group in self.catalogue.groups)
+                self.problem(item, f"{path}[{index}]", f"unknown catalogue service or group '{name}'; {hint}groups: {groups}")
+                continue
+            names.update({service: item for service in expanded if service not in names})
+        return names
+
+    def tunnel(self, entry: tuple[Node, Node] | None, services: tuple[Service, ...]) -> tuple[HostPattern, ...]:
+        """`tunnel:` hosts are never decrypted; one that would hide a named service's exact
+        host is reported, since that service would silently lose its protection."""
+        if entry is None:
+            return ()
+        example = 'tunnel: ["*.mybank.example", "pinned-app.example.com"]'
+        patterns = self.unique_items(entry[1], "tunnel", example, read_host_pattern, lambda pattern: pattern.text)
+        for pattern, node in patterns.items():
+            hidden = [(s.name, h.text) for s in services for h in s.hosts if not h.is_wildcard and pattern.matches(h.text)]
+            if hidden:
+                self.problem(node, "tunnel", f"'{pattern.text}' would leave {hidden[0][1]} of service '{hidden[0][0]}' "
+                             "unprotected; except the service instead (catalogue.except), or narrow the pattern")  # fmt: skip
+        return tuple(patterns)
 
     def hosts(self, entry: tuple[Node, Node] | None, service_node: Node, path: str) -> dict[HostPattern, Node]:
         hosts_path = _join(path, "hosts")
         if entry is None:
             example = 'hosts: ["api.example.com"]'
-            self.problem(service_node, hosts_path, f"missing; list the host names this service uses, e.g. {example}")
+            name = path.split(".", 1)[-1]
+            hint = did_you_mean(name, self.catalogue.entries).strip() or "config/services/ lists them"
+            self.problem(service_node, hosts_path, f"missing; list the host names this service uses, e.g. {example}, "
+                         f"or name a catalogue service to adjust it ({hint})")  # fmt: skip
             return {}
         example = 'hosts: ["api.example.com", "*.example.net"]'
         return self.unique_items(entry[1], hosts_path, example, read_host_pattern, lambda pattern: pattern.text)
@@ -380,31 +561,37 @@ class _PolicyReader:
         for service in services:
             for pattern in service.hosts:
                 if pattern.text in owner:
-                    node = self.host_nodes[(service.name, pattern.text)]
+                    source, node = self.host_nodes[(service.name, pattern.text)]
                     message = f"'{pattern.text}' is already listed by service '{owner[pattern.text]}'"
                     path = _join("services", service.name, "hosts")
-                    self.problem(node, path, f"{message}; a host belongs to one service")
+                    with self.reading(source):
+                        self.problem(node, path, f"{message}; a host belongs to one service")
                 else:
                     owner[pattern.text] = service.name
 
     # ---- rules ----
 
-    def routes(self, entry: tuple[Node, Node] | None, path: str, service: str, layer: _Layer) -> tuple[Route, ...]:
+    def routes(
+        self, entry: tuple[Node, Node] | None, path: str, service: str, layer: _Layer, overlay: Callable[[str], _Layer] = lambda rule: {}
+    ) -> tuple[Route, ...]:
+        """`overlay(rule name)`: settings laid over each rule's own (the policy's adjustments
+        of a catalogue service)."""
         if entry is None:  # no rules: one catch-all rule with the service's settings
+            layer = {**layer, **overlay(f"{service}#0")}
             self.check_combination(layer)
             return (Route(f"{service}#0", None, UPLOAD_METHODS, _rule_from(layer)),)
         rules_path = _join(path, "rules")
         items = self.sequence(entry[1], rules_path, "rules: [{paths: [\"/v1/*\"]}]") or []
         routes: list[Route] = []
         for index, item in enumerate(items):
-            route = self.route(item, f"{rules_path}[{index}]", f"{service}#{index}", layer)
+            route = self.route(item, f"{rules_path}[{index}]", f"{service}#{index}", layer, overlay)
             if route is not None:
                 self.check_name_unique(route, routes, item, f"{rules_path}[{index}]")
                 self.check_reachable(route, routes, item, f"{rules_path}[{index}]")
                 routes.append(route)
         return tuple(routes)
 
-    def route(self, node: Node, path: str, default_name: str, service_layer: _Layer) -> Route | None:
+    def route(self, node: Node, path: str, default_name: str, service_layer: _Layer, overlay: Callable[[str], _Layer]) -> Route | None:
         entries = self.mapping(node, path, RULE_KEYS)
         if not isinstance(node, MappingNode):
             return None
@@ -414,7 +601,7 @@ class _PolicyReader:
         paths = self.paths(entries.get("paths"), _join(path, "paths"))
         methods = self.methods(entries.get("methods"), _join(path, "methods"))
         audience = self.audience(entries.get("users"), entries.get("groups"), path)
-        layer = {**service_layer, **self.settings(entries, path, depth=3)}
+        layer = {**service_layer, **self.settings(entries, path, depth=3), **overlay(name)}
         self.check_combination(layer)
         return Route(name, paths, methods, _rule_from(layer), line_of(node), audience)
 
@@ -512,6 +699,19 @@ class _PolicyReader:
                     "move this rule above it or remove it",
                 )
                 return
+
+
+def _rule_names(entry: tuple[Node, Node] | None, service: str) -> list[str]:
+    """The names of a service's rules as routes() will give them (`name:`, else service#index),
+    read from the nodes without reading the rules."""
+    if entry is None:
+        return [f"{service}#0"]
+    items = entry[1].value if isinstance(entry[1], SequenceNode) else []
+    names = []
+    for index, item in enumerate(items):
+        written = _value_node(item, "name")
+        names.append(written.value.strip() if written is not item and isinstance(written, ScalarNode) else f"{service}#{index}")
+    return names
 
 
 def _value_node(mapping: Node, key: str) -> Node:

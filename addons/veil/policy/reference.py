@@ -33,9 +33,43 @@ TOP_LEVEL = {
     "groups": "Named lists of proxy-auth user names, e.g. `research: [alice, bob]`, for rules' "
     "`groups:`. Names are compared exactly as users log in to the proxy (case matters); a "
     "name listed twice, an empty list or a name with `:` is reported. Read at start-up only.",
-    "services": "One entry per AI service, keyed by a name of letters, digits, `-` and `_` "
-    "that appears in audit records. Required: a policy protects at least one service. Hosts "
-    "no service lists are never decrypted at all.",
+    "catalogue": "The services of Veil's catalogue (config/services/, one file per provider; "
+    "see [the catalogue](services.md#the-catalogue)) this policy protects, by name or group: "
+    "`include: [all]`, `except: [character-ai]`. Each comes with its hosts and rules; a "
+    "`services:` entry of the same name without `hosts` adjusts it, one with `hosts` replaces it.",
+    "services": "One entry per service, keyed by a name of letters, digits, `-` and `_` that "
+    "appears in audit records: a service of your own (with `hosts`), or the name of a catalogue "
+    "service to adjust (without `hosts`: its settings, `rule_settings` and rules of your own). "
+    "Required unless `catalogue` or `protect: all-uploads` gives the policy something to "
+    "protect. Hosts no service lists are never decrypted (under `protect: ai-services`).",
+    "protect": "`ai-services` (the default): decrypt and check only the hosts of the policy's "
+    "services. `all-uploads`: decrypt every host but those in `tunnel`, and clean image "
+    "uploads (any POST, PUT or PATCH carrying an image) to any of them; a host no service "
+    "names gets the catch-all rule `any-host` with the `defaults`. See "
+    "[the catch-all](policy.md#every-upload-protect-all-uploads) for the trade-off.",
+    "tunnel": "Host patterns never decrypted, whatever else the policy says: certificate-pinned "
+    "apps, banking, health. Matters most with `protect: all-uploads` or `veil_decrypt_all`. A "
+    "pattern that would hide a service's host is reported.",
+    "unnamed_destinations": "A connection Veil cannot name (a CONNECT to a bare IP address "
+    "whose TLS handshake has no server name): `tunnel` (the default) passes it unopened; "
+    "`block` closes it and writes a `blocked` audit record.",
+}
+
+CATALOGUE = {
+    "include": "Catalogue service names and groups: `all` (every API and web app), `all-apis`, "
+    "`all-web-apps`, `upload-storage` (shared stores such as Azure Blob, opt-in), or a "
+    "provider's group (`openai`, `google`, …: the file names of config/services/). An unknown "
+    "name is reported with a suggestion.",
+    "except": "Names or groups to leave out of `include`; one that `include` does not cover is "
+    "reported, as it would change nothing.",
+}
+
+ADJUSTMENT = {
+    "rules": "Rules of your own for the catalogue service, tried before the catalogue's rules "
+    "(e.g. uploads allowed for one group); their names must differ from the catalogue's.",
+    "rule_settings": "Settings per catalogue rule, by the rule's name (e.g. "
+    "`{{upload: {{action: block}}}}`: chat allowed, file uploads refused). They beat the "
+    "catalogue's settings and this entry's service-wide ones.",
 }
 
 SERVICE = {
@@ -216,6 +250,8 @@ def _sections() -> list[tuple[str, Iterable[str], dict[str, str]]]:
     """(where the keys are written, the keys the reader accepts there, their prose)."""
     return [
         ("top level", reader.TOP_LEVEL_KEYS, TOP_LEVEL),
+        ("catalogue", reader.CATALOGUE_KEYS, CATALOGUE),
+        ("adjusting a catalogue service", _own_keys(reader.ADJUSTMENT_KEYS), ADJUSTMENT),
         ("a service", _own_keys(reader.SERVICE_KEYS), SERVICE),
         ("a rule", _own_keys(reader.RULE_KEYS), RULE),
         ("settings", reader.SETTING_KEYS, SETTINGS),
@@ -277,6 +313,13 @@ def render_reference() -> str:
     parts = [
         "## Top level",
         _key_table(reader.TOP_LEVEL_KEYS, TOP_LEVEL, facts),
+        "## `catalogue`",
+        _key_table(reader.CATALOGUE_KEYS, CATALOGUE, facts),
+        "## Adjusting a catalogue service",
+        "A `services:` entry without `hosts` whose name is a catalogue service's. Besides these, "
+        "it may set any key of [the settings](#settings), for all the service's rules; the "
+        "policy's settings beat the catalogue's.",
+        _key_table(_own_keys(reader.ADJUSTMENT_KEYS), ADJUSTMENT, facts),
         "## In a service",
         "Besides these, a service may set any key of [the settings](#settings), for all its rules.",
         _key_table(_own_keys(reader.SERVICE_KEYS), SERVICE, facts),

@@ -159,12 +159,16 @@ def read_host_pattern(node: Node) -> HostPattern:
     if ":" in text:
         raise Invalid(f"'{raw}': ports are ignored when matching; write '{text.split(':')[0]}'")
     name = text[2:] if text.startswith("*.") else text
-    if "*" in name:
-        raise Invalid(f"'{raw}': a wildcard may only be the whole first label, as in '*.example.com'")
-    if not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+    labels = name.split(".")
+    if not all(_HOST_LABEL.fullmatch(label.replace("*", "x")) for label in labels):
         raise Invalid(f"'{raw}' is not a valid host name (letters, digits and '-' between dots)")
-    if text.startswith("*.") and "." not in name:
+    if any(label.count("*") > 1 for label in labels):
+        raise Invalid(f"'{raw}': one '*' per label at most")
+    if text.startswith("*.") and len(labels) == 1:
         raise Invalid(f"'{raw}' is too broad: it would match every '.{name}' host")
+    # The registered domain must be written out: '*.com' or 'api.*.com' would match the world.
+    if (text.startswith("*.") or "*" in name) and (len(labels) < 2 or "*" in "".join(labels[-2:])):
+        raise Invalid(f"'{raw}' is too broad: write the last two labels out, as in '*.example.com' or 'api.*.example.com'")
     return HostPattern(text)
 
 

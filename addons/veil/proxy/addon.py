@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.proxy import layer
 
 from ..audit import AuditLog, RequestFacts, Rotation, public_url
 from ..audit import upstream_record as audit_upstream_record
@@ -26,7 +27,7 @@ from ..policy import (
     load_policy,
     normalise_host,
 )
-from . import content_encoding, exposure, feedback, integrity, pipeline
+from . import content_encoding, destinations, exposure, feedback, integrity, pipeline
 from .admission import Admission, Overloaded
 from .envelopes import multipart
 from .metrics import Metrics, MetricsServer, Status
@@ -38,6 +39,7 @@ log = logging.getLogger("veil")
 MATCH_KEY = "veil_match"
 WEBSOCKET_KEY = "veil_websocket"  # the Match of a WebSocket upgrade on a protected host
 OUTCOME_KEY = "veil_outcome"  # the RequestFacts of a forwarded request whose outcome is recorded
+UNMATCHED_KEY = "veil_unmatched"  # an upload veil_decrypt_all opened that no rule covers: recorded as passed
 UPLOAD_PART_KEY = "veil_upload_part"  # (upload id, part bytes as sent, changed) until the response names the part
 # Records of refused uploads kept while the audit log cannot be written, written once it
 # can again. Beyond this many, the oldest are dropped (and the drop is logged).
@@ -64,7 +66,7 @@ class Veil:
         self.metrics = Metrics()
         self.metrics.status = self.status
         self.metrics_server: MetricsServer | None = None
-        self._allow_hosts_are_ours = False
+        self._host_options_set: tuple[list[str], list[str]] = ([], [])  # (allow_hosts, ignore_hosts) Veil set last
         self._running = False
         self.uploads = integrity.UploadLedger()  # OpenAI Uploads: parts as sent, for complete's md5
         self.split_uploads = SplitUploads()  # pieces of uploads in progress, held until the last
@@ -105,8 +107,9 @@ class Veil:
             "veil_decrypt_all",
             bool,
             False,
-            "Decrypt every host. By default only hosts the policy protects are decrypted; "
-            "all other traffic is tunnelled untouched.",
+            "Decrypt every host but the policy's tunnel: list. By default only hosts the policy protects "
+            "are decrypted; all other traffic is tunnelled untouched. An upload no rule covers is "
+            "forwarded with a `passed` audit record (use protect: all-uploads to clean those too).",
         )
         loader.add_option(
             "veil_notify",
@@ -202,17 +205,39 @@ class Veil:
         self.pool = WorkerPool(workers)
 
     def _decrypt_only_protected_hosts(self, updated: set[str]):
-        """Derive allow_hosts from the policy unless the operator chose hosts themselves."""
-        user_chose = (ctx.options.allow_hosts and not self._allow_hosts_are_ours) or ctx.options.ignore_hosts
-        if ctx.options.veil_decrypt_all or user_chose:
-            if self._allow_hosts_are_ours and ctx.options.veil_decrypt_all:
-                self._allow_hosts_are_ours = False
-                ctx.options.update(allow_hosts=[])
+        """Derive allow_hosts (the protected hosts; none under all-uploads or veil_decrypt_all:
+        every host) and ignore_hosts (the policy's tunnel: list) from the policy, unless the
+        operator chose either option themselves."""
+        current = (list(ctx.options.allow_hosts), list(ctx.options.ignore_hosts))
+        if any(current) and current != self._host_options_set:
             return
-        patterns = self.policy.allow_hosts_patterns()
-        if list(ctx.options.allow_hosts) != patterns:
-            self._allow_hosts_are_ours = True
-            ctx.options.update(allow_hosts=patterns)
+        allow = [] if ctx.options.veil_decrypt_all else self.policy.allow_hosts_patterns()
+        wanted = (allow, self.policy.ignore_hosts_patterns())
+        self._host_options_set = wanted
+        if current != wanted:
+            ctx.options.update(allow_hosts=wanted[0], ignore_hosts=wanted[1])
+
+    def next_layer(self, nextlayer: layer.NextLayer):
+        """`unnamed_destinations: block`: a connection that would be tunnelled unopened to a
+        bare IP address whose TLS handshake names no server is closed instead, with a record.
+        (Runs before mitmproxy's own next_layer, which then leaves the layer set here alone.)
+        Where every host is decrypted, the requests themselves are refused (requestheaders)."""
+        policy = self.policy
+        if policy is None or policy.unnamed_destinations != "block" or nextlayer.layer is not None:
+            return
+        context = nextlayer.context
+        host, port = context.server.address or (None, 0)
+        decrypted = ctx.options.veil_decrypt_all or policy.protects_all_uploads or policy.protects_host(host or "")
+        if context.client.tls_established or decrypted or not destinations.is_bare_ip(host) or policy.is_tunnelled(host):
+            return
+        if not destinations.names_no_server(nextlayer.data_client()):
+            return  # it names its server (judged by allow_hosts as usual), or more bytes are needed
+        nextlayer.layer = destinations.Closed(context)
+        client = context.client.peername[0] if context.client.peername else "unknown"
+        record = destinations.unnamed_record(client, host, port)
+        if not self._record([record]):
+            self._keep_for_later(record)
+        log.info(f"Veil: closed a connection to {host}:{port}: {destinations.UNNAMED_REASON}")
 
     def running(self):
         self._running = True
@@ -224,7 +249,9 @@ class Veil:
         self._drain_on_sigterm()
         self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house())
         log.info(
-            f"Veil is protecting {len(self.policy.services)} services; audit log: {ctx.options.veil_audit_log}"
+            f"Veil is protecting {len(self.policy.services)} services ({len(self.policy.hosts())} hosts)"
+            f"{' and every other upload (protect: all-uploads)' if self.policy.protects_all_uploads else ''}; "
+            f"audit log: {ctx.options.veil_audit_log}"
         )
 
     def done(self):
@@ -318,11 +345,17 @@ class Veil:
             if match is not None:
                 flow.metadata[WEBSOCKET_KEY] = match
             return
+        if self.policy.unnamed_destinations == "block" and destinations.is_bare_ip(request.host) and not flow.client_conn.sni:
+            self._refuse_unnamed(flow)
+            return
         match = self._match(request.host, request, user)
         named = self._names_another_protected_host(flow)
         if match is None and named is not None:  # the Host header or SNI names a protected service
             match = self._match(named, request, user)
         if match is None:
+            # Decrypting everything must not mean forwarding uploads silently: say what passed.
+            if ctx.options.veil_decrypt_all and destinations.carries_upload(request.method, _carries_body(request)):
+                flow.metadata[UNMATCHED_KEY] = Match(destinations.UNMATCHED_SERVICE, "veil_decrypt_all", self.policy.defaults)
             return
         flow.metadata[MATCH_KEY] = match
         request.stream = False  # a protected body is never forwarded before it is examined
@@ -349,9 +382,18 @@ class Veil:
                     return normalise_host(named)
         return None
 
+    def _refuse_unnamed(self, flow: http.HTTPFlow):
+        match = Match(destinations.UNNAMED_SERVICE, "unnamed_destinations", self.policy.defaults)
+        refusal = pipeline.RequestRefused(destinations.UNNAMED_REASON)
+        self._refuse(flow, [pipeline.refusal_record(_facts(flow, match), refusal.reason)], refusal)
+
     async def request(self, flow: http.HTTPFlow):
         if WEBSOCKET_KEY in flow.metadata and not flow.response:
             self._websocket_upgrade(flow, flow.metadata[WEBSOCKET_KEY])
+            return
+        unmatched: Match | None = flow.metadata.pop(UNMATCHED_KEY, None)
+        if unmatched is not None and not flow.response:
+            self._record_unmatched(flow, unmatched)
             return
         match: Match | None = flow.metadata.get(MATCH_KEY)
         if match is None or flow.response:
@@ -375,6 +417,16 @@ class Veil:
             decision = await pipeline.examine(request, match, pipeline.Helpers(self._clean_all, self._run_blocking))
         if self._apply(flow, decision) and not flow.response:
             self._follow_openai_upload(flow, decision)
+
+    def _record_unmatched(self, flow: http.HTTPFlow, unmatched: Match):
+        """An upload veil_decrypt_all opened that no rule covers: forwarded, and said so."""
+        facts = _facts(flow, unmatched)
+        if not self._record([destinations.unmatched_record(facts)]):
+            refusal = self._audit_refusal()
+            self._refuse(flow, [pipeline.refusal_record(facts, refusal.reason)], refusal)
+            return
+        flow.comment = f"Veil: {destinations.UNMATCHED_REASON}"
+        flow.marked = _MARKERS["passed"]
 
     def _held_as_a_piece(self, flow: http.HTTPFlow, match: Match) -> bool:
         """A piece of an upload split over several requests (split_uploads.py): held and

@@ -61,18 +61,31 @@ def pac_script(policy: Policy, proxy: str) -> str:
         "  host = host.toLowerCase();",
         '  if (host.charAt(host.length - 1) == ".") host = host.substring(0, host.length - 1);',
     ]
+    if policy.protects_all_uploads:
+        lines += _host_tests("tunnelled: never decrypted", policy.tunnel, '"DIRECT"')
+        lines += ["  return VEIL;  // protect: all-uploads: every other host goes through Veil", "}", ""]
+        return "\n".join(lines)
     for service in policy.services:
-        exact = [pattern.text for pattern in service.hosts if not pattern.is_wildcard]
-        wildcards = [pattern for pattern in service.hosts if pattern.is_wildcard]
-        lines.append(f"  // {_comment(service.name)}")
-        if exact:
-            test = " || ".join(f"host == {json.dumps(name)}" for name in exact)
-            lines.append(f"  if ({test}) return VEIL;")
-        for pattern in wildcards:
-            # The suffix keeps its leading dot: sub-domains only, never the domain itself.
-            lines.append(f"  if (dnsDomainIs(host, {json.dumps(pattern.suffix)})) return VEIL;  // {pattern.text}")
+        lines += _host_tests(service.name, service.hosts, "VEIL")
     lines += ['  return "DIRECT";', "}", ""]
     return "\n".join(lines)
+
+
+def _host_tests(title: str, patterns, answer: str) -> list[str]:
+    exact = [pattern.text for pattern in patterns if not pattern.is_wildcard and not pattern.is_label_glob]
+    lines = [f"  // {_comment(title)}"]
+    if exact:
+        test = " || ".join(f"host == {json.dumps(name)}" for name in exact)
+        lines.append(f"  if ({test}) return {answer};")
+    for pattern in patterns:
+        if pattern.is_label_glob:
+            # shExpMatch's '*' also crosses dots: a little wider than Veil's own match, which
+            # then tunnels what it does not protect. Never narrower.
+            lines.append(f"  if (shExpMatch(host, {json.dumps(pattern.text)})) return {answer};")
+        elif pattern.is_wildcard:
+            # The suffix keeps its leading dot: sub-domains only, never the domain itself.
+            lines.append(f"  if (dnsDomainIs(host, {json.dumps(pattern.suffix)})) return {answer};  // {pattern.text}")
+    return lines
 
 
 def _comment(text: str) -> str:
