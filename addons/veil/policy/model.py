@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..clean.options import DetectionSettings, FaceMode, SanitiseOptions
+from ..clean.options import DetectionSettings, DocumentLimits, FaceMode, SanitiseOptions
 from .matching import ANY_METHOD, HostPattern, PathPattern, normalise_host
 
 SUPPORTED_VERSION = 1
@@ -122,11 +122,22 @@ class OpaqueFiles(str, Enum):
     BLOCK = "block"  # refuse with the readable 403
 
 
+class Documents(str, Enum):
+    """What happens to a PDF, Office file or ZIP/TAR archive found in a protected request."""
+
+    CLEAN = "clean"  # cleaned like an image: metadata out, every image inside cleaned, or refused
+    BLOCK = "block"  # refuse the request with the readable 403
+    ALLOW = "allow"  # forward as it is, with one `passed` record
+
+
 @dataclass(frozen=True)
 class Limits:
     max_image_pixels: int = 50_000_000  # checked before decoding: stops decompression bombs
     max_body_bytes: int = 100 * 1024 * 1024  # larger protected bodies are refused, never streamed
-    image_timeout_seconds: float = 20.0
+    image_timeout_seconds: float = 20.0  # per image, and per document (all its images together)
+    max_document_pages: int = 500
+    max_archive_members: int = 2_000  # ZIP/TAR entries and Office parts
+    max_inflated_bytes: int = 512 * 1024 * 1024  # a document's members together, as declared
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,7 @@ class Rule:
     # GPS too); a person or a company that accepts the gap says `log`.
     opaque_files: OpaqueFiles = OpaqueFiles.BLOCK
     detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
+    documents: Documents = Documents.CLEAN
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -157,6 +169,11 @@ class Rule:
             max_bytes=self.limits.max_body_bytes,
             preserve_length=self.preserve_length,
             detection=self.detection,
+            documents=DocumentLimits(
+                max_pages=self.limits.max_document_pages,
+                max_members=self.limits.max_archive_members,
+                max_inflated_bytes=self.limits.max_inflated_bytes,
+            ),
         )
 
 

@@ -38,6 +38,7 @@ from .model import (
     Limits,
     OnError,
     OpaqueFiles,
+    Documents,
     Policy,
     Protect,
     Route,
@@ -127,11 +128,15 @@ _SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "unparsed_bodies": enum_reader(UnparsedBodies),
     "image_references": enum_reader(ImageReferences),
     "opaque_files": enum_reader(OpaqueFiles),
+    "documents": enum_reader(Documents),
 }
 _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),
     "max_body_bytes": positive_reader(accept_fractions=False),
     "image_timeout_seconds": positive_reader(accept_fractions=True),
+    "max_document_pages": positive_reader(accept_fractions=False),
+    "max_archive_members": positive_reader(accept_fractions=False),
+    "max_inflated_bytes": positive_reader(accept_fractions=False),
 }
 
 

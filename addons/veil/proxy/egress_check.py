@@ -23,12 +23,16 @@ class EgressJudgement:
     notes: list[str] = field(default_factory=list)  # what leaves unseen, each worth a `passed` record
 
 
-def judge(leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles, may_refuse: bool) -> EgressJudgement:
+def judge(
+    leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles, may_refuse: bool, documents_cleaned: bool = False
+) -> EgressJudgement:
     """`accounted_for`: the images this request is known to carry as they will leave (the
     cleaned outputs, and images the rule passes with a record of their own). Without
-    `may_refuse` (rules that allow or only monitor) a refusal becomes a note instead."""
+    `may_refuse` (rules that allow or only monitor) a refusal becomes a note instead.
+    `documents_cleaned`: the documents in the request were cleaned or passed by the rule, so
+    each image in them is judged on its own (it must be in `accounted_for`)."""
     result = egress.scan(leaving)
-    stray = egress.unaccounted(result, accounted_for)
+    stray = egress.unaccounted(result, accounted_for, documents_cleaned)
     if stray:
         more = f" and {len(stray) - 1} more" if len(stray) > 1 else ""
         reason = f"an image Veil did not clean would leave with this request ({_describe(stray[0])}{more})"
