@@ -9,7 +9,7 @@ import pikepdf
 import piexif
 from PIL import Image
 
-from .sample_faces import astronaut
+from sample_faces import astronaut
 
 AUTHOR = "Jane Q. Example"
 COMPANY = "Example Corp Secret Division"

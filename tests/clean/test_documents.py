@@ -12,7 +12,7 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from tests import documents_builders as build
+import documents_builders as build
 from veil.clean.core import sanitise
 from veil.clean.faces import default_detector
 from veil.clean.options import DetectionSettings, FaceMode, SanitiseOptions

@@ -9,7 +9,7 @@ import zipfile
 import pikepdf
 import pytest
 
-from tests import documents_builders as build
+import documents_builders as build
 from veil.clean.core import sanitise
 from veil.clean.errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
 from veil.clean.options import DocumentLimits, FaceMode, SanitiseOptions

@@ -10,7 +10,7 @@ import zipfile
 import pikepdf
 import pytest
 
-from tests import documents_builders as build
+import documents_builders as build
 from veil import audit
 from veil.clean.core import sanitise
 from veil.clean.options import FaceMode, SanitiseOptions
@@ -131,7 +131,7 @@ def test_a_cleaned_pdfs_image_xobjects_are_all_accounted_for(face_pdf):
 def test_a_pdf_with_a_flate_photo_is_cleaned_and_accounted_for():
     from fpdf import FPDF
 
-    from tests.sample_faces import astronaut
+    from sample_faces import astronaut
 
     document = FPDF()
     document.add_page()
