@@ -16,7 +16,9 @@ COMPANY = "Example Corp Secret Division"
 BODY_TEXT = "Quarterly report for the board"
 
 
-def face_jpeg_with_gps() -> bytes:
+def face_jpeg_with_gps(variant: int = 0) -> bytes:
+    """`variant` crops a few pixels differently, so several photos are several images (a PDF
+    writer stores identical ones once)."""
     exif = piexif.dump(
         {
             "0th": {piexif.ImageIFD.Make: b"PhoneMaker", piexif.ImageIFD.Artist: AUTHOR.encode()},
@@ -24,7 +26,9 @@ def face_jpeg_with_gps() -> bytes:
         }
     )
     buffer = io.BytesIO()
-    astronaut().save(buffer, "JPEG", quality=90, exif=exif)
+    photo = astronaut()
+    photo = photo.crop((variant * 4, 0, photo.width, photo.height)) if variant else photo
+    photo.save(buffer, "JPEG", quality=90, exif=exif)
     return buffer.getvalue()
 
 
@@ -37,12 +41,11 @@ def face_pdf(pages: int = 2, photos: int = 1, incremental: bool = True) -> bytes
     pdf.set_author(AUTHOR)
     pdf.set_creator(COMPANY)
     pdf.set_font("helvetica", size=14)
-    photo = face_jpeg_with_gps()
     for number in range(pages):
         pdf.add_page()
         pdf.cell(text=f"{BODY_TEXT} page {number + 1}")
         if number < photos:
-            pdf.image(io.BytesIO(photo), x=20, y=40, w=120)
+            pdf.image(io.BytesIO(face_jpeg_with_gps(variant=number)), x=20, y=40, w=120)
     base = bytes(pdf.output())
     with pikepdf.open(io.BytesIO(base)) as document:
         with document.open_metadata() as xmp:
