@@ -52,14 +52,38 @@ def openai_file_part(pdf: bytes) -> bytes:
     return json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]}).encode()
 
 
+def responses_input_file(pdf: bytes) -> bytes:
+    part = {"type": "input_file", "filename": "cv.pdf", "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode()}
+    return json.dumps({"model": "gpt-4o", "input": [{"role": "user", "content": [part]}]}).encode()
+
+
+def gemini_inline_data(pdf: bytes) -> bytes:
+    inline = {"inlineData": {"mimeType": "application/pdf", "data": base64.urlsafe_b64encode(pdf).decode()}}
+    return json.dumps({"contents": [{"role": "user", "parts": [inline, {"text": "Summarise"}]}]}).encode()
+
+
 def leaving_pdf(decision: pipeline.Decision) -> bytes:
-    body = json.loads(decision.new_body)
-    content = body["messages"][0]["content"][0]
-    encoded = content["source"]["data"] if "source" in content else content["file"]["file_data"].split(",", 1)[1]
-    return base64.b64decode(encoded)
+    """The longest string in the JSON that leaves, decoded (data URL or bare, either alphabet)."""
+    strings = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            [walk(value) for value in node.values()]
+        elif isinstance(node, list):
+            [walk(value) for value in node]
+        elif isinstance(node, str):
+            strings.append(node)
+
+    walk(json.loads(decision.new_body))
+    encoded = max(strings, key=len).split(",", 1)[-1]
+    return base64.urlsafe_b64decode(encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4))
 
 
-@pytest.mark.parametrize("envelope", [anthropic_document, openai_file_part], ids=["anthropic-document", "openai-file"])
+@pytest.mark.parametrize(
+    "envelope",
+    [anthropic_document, openai_file_part, responses_input_file, gemini_inline_data],
+    ids=["anthropic-document", "openai-file", "responses-input-file", "gemini-inline-data"],
+)
 def test_a_pdf_in_json_leaves_clean_and_passes_the_egress_scan(face_pdf, envelope):
     decision = decide("/clean", envelope(face_pdf), "application/json")
     assert decision.refusal is None, decision.refusal and decision.refusal.reason

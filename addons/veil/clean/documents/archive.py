@@ -129,7 +129,15 @@ class Tar(Container):
 
     @staticmethod
     def accepts(head: bytes) -> bool:
-        return head[257:262] == b"ustar"
+        """'ustar' at byte 257 and a header checksum that adds up: five letters alone could
+        sit at that offset in an image's metadata."""
+        if len(head) < 512 or head[257:262] != b"ustar":
+            return False
+        try:
+            declared = int(head[148:156].split(b"\x00")[0].strip() or b"-1", 8)
+        except ValueError:
+            return False
+        return declared == sum(head[:148]) + 8 * 32 + sum(head[156:512])
 
     def clean(self, data: bytes, embedded: Embedded) -> tuple[bytes, list[str]]:
         limits = embedded.options.documents
