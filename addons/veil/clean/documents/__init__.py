@@ -11,11 +11,12 @@ from ..options import SanitiseOptions
 from ..report import Result
 from .archive import Tar, Zip
 from .base import Container, document_result
+from .markup import Html, Svg
 from .ooxml import Ooxml
 from .pdf import Pdf
 
 # Order matters: OOXML is a ZIP with a [Content_Types].xml, so it is asked first.
-CONTAINERS: tuple[Container, ...] = (Pdf(), Ooxml(), Zip(), Tar())
+CONTAINERS: tuple[Container, ...] = (Pdf(), Ooxml(), Zip(), Tar(), Svg(), Html())
 
 _KNOWN_UNSUPPORTED = (
     (lambda head: head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"), "legacy or password-protected Office files (OLE2)"),
