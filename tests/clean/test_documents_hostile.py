@@ -108,6 +108,13 @@ def test_office_macros_are_refused():
     assert isinstance(error, UnsupportedFormat) and "macros" in error.reason
 
 
+def test_office_macros_are_dropped_when_the_options_say_so():
+    result = sanitise(docx_with("word/vbaProject.bin", b"\xd0\xcf\x11\xe0 macro"), SanitiseOptions(faces=FaceMode.OFF, documents=DocumentLimits(macros="drop")))
+    names = zipfile.ZipFile(io.BytesIO(result.data)).namelist()
+    assert "word/vbaProject.bin" not in names and "word/document.xml" in names
+    assert "part:word/vbaProject.bin" in result.report.metadata_removed
+
+
 def test_office_unknown_part_is_refused():
     error = refused(docx_with("word/embeddings/oleObject1.bin", b"\xd0\xcf\x11\xe0 ole"))
     assert "does not know" in error.reason

@@ -62,6 +62,7 @@ class DocumentLimits:
     max_images: int = 500  # embedded images cleaned per document
     keep_comments: bool = False  # OOXML comments: dropped, or kept with their authors blanked
     unknown_members: str = "block"  # archive members Veil cannot clean: block | keep
+    macros: str = "block"  # Office VBA projects: block (refuse the file) | drop (the document stays, its macros go)
 
 
 @dataclass(frozen=True)

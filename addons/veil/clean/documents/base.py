@@ -57,6 +57,10 @@ class Container(ABC):
     def findings(self, data: bytes) -> list[str]:
         """The verifier's view of an output: everything personal or active still in it."""
 
+    def format_of(self, output: bytes) -> str:
+        """The name a report and an audit record give this file (a container may hold several kinds)."""
+        return self.name
+
 
 def document_result(container: Container, data: bytes, options: SanitiseOptions, clean_member) -> Result:
     """Clean `data` as `container`, verify the output independently, and report."""
@@ -69,7 +73,7 @@ def document_result(container: Container, data: bytes, options: SanitiseOptions,
         raise VerificationFailed(f"the cleaned {container.name.upper()} still holds {', '.join(left[:3])}")
     verified_at = time.perf_counter()
     report = Report(
-        format=container.name,
+        format=container.format_of(output),
         width=0,
         height=0,
         output_width=0,

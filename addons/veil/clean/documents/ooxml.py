@@ -6,12 +6,14 @@ relationship and content-type entry pointing at what was removed; docProps/core.
 emptied, app.xml loses Company, Manager, Template, HyperlinkBase and TotalTime; Word's
 tracked changes are accepted (deleted text goes, inserted text stays, authors go) and its
 w:rsid revision ids removed. Every image under media/ is cleaned by the image core,
-embedded Office files inside are cleaned as documents. Macros (VBA), OLE objects and any
-part not on the allow-list are refused. XML is parsed with no DTD, no entities, no network.
+embedded Office files inside are cleaned as documents. Macros (VBA) are refused, or dropped
+when the options say so; OLE objects and any part not on the allow-list are refused. XML is parsed with no DTD, no entities, no network.
 """
 
+import io
 import posixpath
 import re
+import zipfile
 
 from lxml import etree
 
@@ -44,6 +46,7 @@ _TRACKED_WRAPPERS = ("ins", "moveTo")  # accepted: their content stays
 _TRACKED_REMOVED = ("del", "moveFrom", "rPrChange", "pPrChange", "sectPrChange", "tblPrChange", "trPrChange", "tcPrChange", "numberingChange", "rsids")
 _COMMENT_MARKS = ("commentRangeStart", "commentRangeEnd", "commentReference")
 _PERSONAL_ATTRIBUTES = ("author", "initials", "date")
+_MAIN_PARTS = (("word/document.xml", "docx"), ("ppt/presentation.xml", "pptx"), ("xl/workbook.xml", "xlsx"))
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=False)
 
 
@@ -59,8 +62,14 @@ class Ooxml(Container):
         parts = {entry.filename: entry for entry in archive.infolist() if not entry.is_dir()}
         if "[Content_Types].xml" not in parts:
             raise UnsupportedFormat("the ZIP looks like an Office file but has no [Content_Types].xml; refused")
-        keep_comments = embedded.options.documents.keep_comments
-        dropped = {name for name in parts if _DROPPED.match(name) or (_COMMENTS.match(name) and not keep_comments)}
+        settings = embedded.options.documents
+        dropped = {
+            name
+            for name in parts
+            if _DROPPED.match(name)
+            or (_COMMENTS.match(name) and not settings.keep_comments)
+            or (_MACROS.search(name) and settings.macros == "drop")
+        }
         removed = [f"part:{name}" for name in sorted(dropped)]
         members = []
         for name in sorted(set(parts) - dropped):
@@ -89,10 +98,11 @@ class Ooxml(Container):
             removed += _clean_content(tree, name, dropped)
         return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
 
-    def findings(self, data: bytes) -> list[str]:
-        import io
-        import zipfile
+    def format_of(self, output: bytes) -> str:
+        names = zipfile.ZipFile(io.BytesIO(output)).namelist()
+        return next((kind for part, kind in _MAIN_PARTS if part in names), self.name)
 
+    def findings(self, data: bytes) -> list[str]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         left = [name for name in archive.namelist() if _DROPPED.match(name) or _MACROS.search(name)]
         if "docProps/core.xml" in archive.namelist() and _field_names(archive.read("docProps/core.xml")):
