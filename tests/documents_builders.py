@@ -158,3 +158,48 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 
 def decoded(image_bytes: bytes) -> Image.Image:
     return Image.open(io.BytesIO(image_bytes))
+
+
+def face_odt(extra: dict[str, bytes] | None = None) -> bytes:
+    """An OpenDocument text as LibreOffice writes one: mimetype first and stored, an author in
+    meta.xml, a comment and a tracked deletion naming her, a thumbnail, a printer, the photo."""
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    namespaces = (
+        f'xmlns:office="{office}" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+        'xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"'
+    )
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {namespaces} office:version="1.2"><office:body><office:text>'
+        f'<text:tracked-changes><text:changed-region text:id="c1"><text:deletion><office:change-info><dc:creator>{AUTHOR}</dc:creator>'
+        f'<dc:date>2024-01-01T00:00:00</dc:date></office:change-info><text:p>deleted secret</text:p></text:deletion></text:changed-region></text:tracked-changes>'
+        f'<text:p>{BODY_TEXT[:10]}<office:annotation><dc:creator>{AUTHOR}</dc:creator><text:p>Check with legal</text:p></office:annotation>'
+        f'{BODY_TEXT[10:]}<text:change text:change-id="c1"/></text:p>'
+        '<text:p><draw:frame><draw:image xlink:href="Pictures/face.jpg" xlink:type="simple"/></draw:frame></text:p>'
+        "</office:text></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        + "".join(
+            f'<manifest:file-entry manifest:full-path="{path}" manifest:media-type="{kind}"/>'
+            for path, kind in (("/", "application/vnd.oasis.opendocument.text"), ("content.xml", "text/xml"), ("meta.xml", "text/xml"),
+                               ("settings.xml", "text/xml"), ("Pictures/face.jpg", "image/jpeg"), ("Thumbnails/thumbnail.png", "image/png"))
+        )
+        + "</manifest:manifest>"
+    )  # fmt: skip
+    meta = f'<?xml version="1.0" encoding="UTF-8"?><office:document-meta {namespaces} office:version="1.2"><office:meta><meta:initial-creator>{AUTHOR}</meta:initial-creator><dc:creator>{AUTHOR}</dc:creator></office:meta></office:document-meta>'
+    settings = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-settings {namespaces} office:version="1.2"><office:settings>'
+        f'<config:config-item-set config:name="ooo:configuration-settings"><config:config-item config:name="PrinterName" config:type="string">{COMPANY} 3rd floor</config:config-item>'
+        "</config:config-item-set></office:settings></office:document-settings>"
+    )
+    thumbnail = io.BytesIO()
+    astronaut().resize((64, 64)).save(thumbnail, "PNG")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        for name, data in {"content.xml": content, "META-INF/manifest.xml": manifest, "meta.xml": meta, "settings.xml": settings,
+                           "Pictures/face.jpg": face_jpeg_with_gps(), "Thumbnails/thumbnail.png": thumbnail.getvalue(), **(extra or {})}.items():  # fmt: skip
+            archive.writestr(name, data, zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()

@@ -177,3 +177,22 @@ def test_zip_members_are_cleaned_each_by_its_own_handler():
     for image in office_media(archive.read("cv.docx")):
         assert image in result.embedded_outputs
     assert archive.read("photos/me.jpg") in result.embedded_outputs
+
+
+def test_odt_keeps_its_text_and_loses_authors_comments_changes_and_thumbnail(tmp_path):
+    from lxml import etree
+
+    result = sanitise(build.face_odt())
+    archive = zipfile.ZipFile(io.BytesIO(result.data))
+    assert archive.namelist()[0] == "mimetype" and archive.infolist()[0].compress_type == zipfile.ZIP_STORED
+    assert result.report.format == "odt" and "Thumbnails/thumbnail.png" not in archive.namelist()
+    for name in archive.namelist():
+        for text in (*PERSONAL, "deleted secret", "Check with legal"):
+            assert text.encode() not in archive.read(name), f"{text!r} left in {name}"
+    paragraphs = etree.fromstring(archive.read("content.xml")).iter("{urn:oasis:names:tc:opendocument:xmlns:text:1.0}p")
+    assert build.BODY_TEXT in ["".join(paragraph.itertext()) for paragraph in paragraphs]
+    manifest = archive.read("META-INF/manifest.xml")
+    assert b"Thumbnails" not in manifest and b"Pictures/face.jpg" in manifest
+    assert_clean_photo(archive.read("Pictures/face.jpg"))
+    judged = exiftool_text(result.data, tmp_path, ".odt")
+    assert build.AUTHOR not in judged

@@ -199,14 +199,14 @@ def test_tar_is_cleaned_with_owners_and_times_gone():
     assert b"jane" not in result.data and b"PhoneMaker" not in result.data
 
 
-def test_legacy_office_odf_and_gzip_are_refused_by_name():
+def test_legacy_office_and_gzip_are_refused_by_name():
     assert "OLE2" in refused(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600).reason
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:  # as ODF writes it: mimetype first, stored
-        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
-        archive.writestr("content.xml", "<x/>", zipfile.ZIP_DEFLATED)
-    odt = buffer.getvalue()
-    assert "OpenDocument" in refused(odt).reason
+    assert "gzip" in refused(b"\x1f\x8b\x08\x00" + b"\x00" * 100).reason
+
+
+def test_odf_macros_are_refused():
+    odt = build.face_odt(extra={"Basic/Standard/Module1.xml": b"<script/>"})
+    assert "macros" in refused(odt).reason
 
 
 def test_a_declared_length_cannot_be_kept_for_documents():

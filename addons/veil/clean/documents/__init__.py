@@ -12,15 +12,15 @@ from ..report import Result
 from .archive import Tar, Zip
 from .base import Container, document_result
 from .markup import Html, Svg
+from .odf import Odf
 from .ooxml import Ooxml
 from .pdf import Pdf
 
-# Order matters: OOXML is a ZIP with a [Content_Types].xml, so it is asked first.
-CONTAINERS: tuple[Container, ...] = (Pdf(), Ooxml(), Zip(), Tar(), Svg(), Html())
+# Order matters: ODF and OOXML are ZIPs (a stored mimetype first; a [Content_Types].xml), so they are asked first.
+CONTAINERS: tuple[Container, ...] = (Pdf(), Odf(), Ooxml(), Zip(), Tar(), Svg(), Html())
 
 _KNOWN_UNSUPPORTED = (
     (lambda head: head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"), "legacy or password-protected Office files (OLE2)"),
-    (lambda head: head.startswith(b"PK") and b"mimetypeapplication/vnd.oasis.opendocument" in head, "OpenDocument files (ODT/ODS/ODP)"),
     (lambda head: head.startswith(b"\x1f\x8b"), "gzip-compressed files"),
     (lambda head: head.startswith(b"7z\xbc\xaf\x27\x1c"), "7-Zip archives"),
     (lambda head: head.startswith(b"Rar!\x1a\x07"), "RAR archives"),

@@ -71,8 +71,9 @@ def read_member(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
     return data
 
 
-def write_zip(members: list[Member], first: tuple[str, ...] = ()) -> bytes:
-    """Deterministic: names sorted (those in `first` first), one timestamp, no extras."""
+def write_zip(members: list[Member], first: tuple[str, ...] = (), stored: tuple[str, ...] = ()) -> bytes:
+    """Deterministic: names sorted (those in `first` first), one timestamp, no extras;
+    `stored` members are not compressed (ODF's mimetype must be readable at byte 38)."""
     ordered = sorted(members, key=lambda member: (member.name not in first, member.name))
     output = io.BytesIO()
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -80,7 +81,7 @@ def write_zip(members: list[Member], first: tuple[str, ...] = ()) -> bytes:
             info = zipfile.ZipInfo(member.name, FIXED_TIME)
             info.create_system = 3
             info.external_attr = ((0o40755 if member.data is None else 0o100644) << 16) | (0x10 if member.data is None else 0)
-            info.compress_type = zipfile.ZIP_STORED if member.data is None else zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if member.data is None or member.name in stored else zipfile.ZIP_DEFLATED
             archive.writestr(info, b"" if member.data is None else member.data)
     return output.getvalue()
 
