@@ -2,7 +2,7 @@
 
 Run it through scripts/bench/documents. Every file is built in a temporary folder by the
 test builders (tests/documents_builders.py): a 20-page PDF with 10 photos, a DOCX, a PPTX, an
-XLSX and a ZIP holding a photo and a DOCX. Each tool cleans the same bytes; every output is
+XLSX, an ODT and a ZIP holding a photo and a DOCX. Each tool cleans the same bytes; every output is
 judged by the same independent readers:
 
 - personal metadata left: exiftool's tags on the output whose value names the author or company;
@@ -44,6 +44,7 @@ def documents() -> dict[str, bytes]:
         "docx": build.face_docx(),
         "pptx": build.face_pptx(),
         "xlsx": build.face_xlsx(),
+        "odt": build.face_odt(),
         "zip (photo + docx)": build.zip_of({"me.jpg": build.face_jpeg_with_gps(), "cv.docx": build.face_docx()}),
     }
 
@@ -130,7 +131,7 @@ def embedded_images(output: bytes, suffix: str) -> list[bytes]:
     found = []
     for name in archive.namelist():
         content = archive.read(name)
-        if "/media/" in name or name.endswith(".jpg"):
+        if "/media/" in name or name.startswith("Pictures/") or name.endswith(".jpg"):
             found.append(content)
         elif name.endswith(".docx"):
             found += embedded_images(content, ".docx")
@@ -169,6 +170,11 @@ def text_preserved(output: bytes, suffix: str) -> bool:
             import openpyxl
 
             return openpyxl.load_workbook(io.BytesIO(output)).active["A1"].value == build.BODY_TEXT
+        if suffix == ".odt":
+            from lxml import etree
+
+            content = etree.fromstring(zipfile.ZipFile(io.BytesIO(output)).read("content.xml"))
+            return build.BODY_TEXT in ["".join(paragraph.itertext()) for paragraph in content.iter("{*}p")]
         return text_preserved(zipfile.ZipFile(io.BytesIO(output)).read("cv.docx"), ".docx")
     except Exception:
         return False
