@@ -110,7 +110,7 @@ class Ooxml(Container):
         for name in archive.namelist():
             if name.endswith(".xml") and name.startswith("word/"):
                 text = archive.read(name)
-                if re.search(rb"w:rsid\w*=|<w:del\b|w:author=", text):
+                if re.search(rb"w:rsid\w*=|<w:del\b|w:author=\"[^\"]", text):
                     left.append(f"revision marks in {name}")
         return left
 
@@ -172,7 +172,10 @@ def _clean_content(tree, name: str, dropped: set[str]) -> list[str]:
         for attribute in list(element.attrib):
             local = etree.QName(attribute).localname
             if etree.QName(attribute).namespace == _W and (local.startswith("rsid") or local in _PERSONAL_ATTRIBUTES):
-                del element.attrib[attribute]
+                if local in ("author", "initials"):
+                    element.set(attribute, "")  # required on w:comment: blank, not absent
+                else:
+                    del element.attrib[attribute]
                 removed.append(f"{name}:{local}")
     if _COMMENTS.match(name):  # kept comments: a spreadsheet lists their authors by name
         for author in tree.iter("{*}author"):
