@@ -196,3 +196,11 @@ def test_odt_keeps_its_text_and_loses_authors_comments_changes_and_thumbnail(tmp
     assert_clean_photo(archive.read("Pictures/face.jpg"))
     judged = exiftool_text(result.data, tmp_path, ".odt")
     assert build.AUTHOR not in judged
+
+
+def test_links_to_files_on_the_authors_disk_keep_only_the_file_name():
+    link = b'<Relationship Id="rId99" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="file:///C:/Users/jane/Secret%20plans/budget.xlsx" TargetMode="External"/>'
+    web = b'<Relationship Id="rId98" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/a/b" TargetMode="External"/>'
+    docx_bytes = build._rewrite_part(build.face_docx(), "word/_rels/document.xml.rels", lambda xml: xml.replace(b"</Relationships>", link + web + b"</Relationships>"))
+    rels = zipfile.ZipFile(io.BytesIO(sanitise(docx_bytes, SanitiseOptions(faces=FaceMode.OFF)).data)).read("word/_rels/document.xml.rels")
+    assert b"jane" not in rels and b'Target="budget.xlsx"' in rels and b"https://example.com/a/b" in rels

@@ -47,6 +47,7 @@ _TRACKED_REMOVED = ("del", "moveFrom", "rPrChange", "pPrChange", "sectPrChange",
 _COMMENT_MARKS = ("commentRangeStart", "commentRangeEnd", "commentReference")
 _PERSONAL_ATTRIBUTES = ("author", "initials", "date")
 _MAIN_PARTS = (("word/document.xml", "docx"), ("ppt/presentation.xml", "pptx"), ("xl/workbook.xml", "xlsx"))
+_LOCAL_PATH = re.compile(r"^(file:|[A-Za-z]:[\\/]|\\\\|/)", re.IGNORECASE)
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=False)
 
 
@@ -93,7 +94,7 @@ class Ooxml(Container):
         elif name == "[Content_Types].xml":
             _drop_overrides(tree, dropped)
         elif name.endswith(".rels"):
-            _drop_relationships(tree, name, dropped)
+            removed += _drop_relationships(tree, name, dropped)
         else:
             removed += _clean_content(tree, name, dropped)
         return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
@@ -151,15 +152,28 @@ def _relationship_source_folder(rels_name: str) -> str:
     return posixpath.dirname(posixpath.dirname(rels_name))
 
 
-def _drop_relationships(tree, rels_name: str, dropped: set[str]) -> None:
+def _without_local_folders(relationship) -> list[str]:
+    """A link to a file on the author's disk or share (file:///C:/Users/jane/…, \\\\server\\…)
+    names people and machines: only the file's name is kept."""
+    target = relationship.get("Target", "")
+    if not _LOCAL_PATH.match(target):
+        return []
+    relationship.set("Target", re.split(r"[\\/]", target)[-1])
+    return ["relationship:local_path"]
+
+
+def _drop_relationships(tree, rels_name: str, dropped: set[str]) -> list[str]:
     folder = _relationship_source_folder(rels_name)
+    removed = []
     for relationship in tree.findall(f"{{{_REL}}}Relationship"):
         if relationship.get("TargetMode") == "External":
+            removed += _without_local_folders(relationship)
             continue
         target = relationship.get("Target", "")
         resolved = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
         if resolved in dropped:
             tree.remove(relationship)
+    return removed
 
 
 def _clean_content(tree, name: str, dropped: set[str]) -> list[str]:
