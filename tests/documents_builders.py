@@ -5,10 +5,9 @@ astronaut's face photo with GPS coordinates in its EXIF."""
 import io
 import zipfile
 
-import pikepdf
 import piexif
+import pikepdf
 from PIL import Image
-
 from sample_faces import astronaut
 
 AUTHOR = "Jane Q. Example"

@@ -26,10 +26,10 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, cpu_model, git_revision  # noqa: E402
+from bench.common import ROOT, cpu_model, git_revision
 
 sys.path[:0] = [str(ROOT / "addons"), str(ROOT / "tests")]
-import documents_builders as build  # noqa: E402
+import documents_builders as build
 
 TIME_VS_MAT2_MAX = 2.0  # the 20-page PDF with 10 photos: Veil within 2x mat2's time
 

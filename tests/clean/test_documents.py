@@ -8,11 +8,10 @@ import shutil
 import subprocess
 import zipfile
 
+import documents_builders as build
 import pikepdf
 import pytest
 from PIL import Image
-
-import documents_builders as build
 from veil.clean.core import sanitise
 from veil.clean.faces import default_detector
 from veil.clean.options import DetectionSettings, FaceMode, SanitiseOptions

@@ -6,10 +6,9 @@ import tarfile
 import time
 import zipfile
 
+import documents_builders as build
 import pikepdf
 import pytest
-
-import documents_builders as build
 from veil.clean.core import sanitise
 from veil.clean.errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge, UnsupportedFormat
 from veil.clean.options import DocumentLimits, FaceMode, SanitiseOptions

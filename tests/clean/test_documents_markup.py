@@ -4,10 +4,9 @@ import base64
 import io
 import re
 
+import documents_builders as build
 import pytest
 from PIL import Image
-
-import documents_builders as build
 from veil.clean.core import sanitise
 from veil.clean.errors import UnsupportedFormat
 from veil.clean.options import FaceMode, SanitiseOptions

@@ -7,12 +7,11 @@ import io
 import json
 import zipfile
 
+import documents_builders as build
 import pikepdf
 import pytest
-
-import documents_builders as build
 from e2e.test_proxy_curl import curl
-from e2e.test_proxy_sdks import _multipart_file, anthropic_client, openai_client  # noqa: F401 (fixtures)
+from e2e.test_proxy_sdks import _multipart_file, anthropic_client, openai_client
 from veil.clean.faces import default_detector
 from veil.clean.options import DetectionSettings
 
@@ -42,7 +41,7 @@ def latest_record(proxy, fmt: str) -> dict:
     return next(record for record in reversed(proxy.audit_records()) if record.get("format") == fmt)
 
 
-def test_openai_files_create_with_a_pdf(openai_client, upstream, proxy, face_pdf):  # noqa: F811
+def test_openai_files_create_with_a_pdf(openai_client, upstream, proxy, face_pdf):
     created = openai_client.files.create(file=("cv.pdf", face_pdf, "application/pdf"), purpose="user_data")
     assert created.id == "file-1"
     received = upstream.last("/v1/files")
@@ -52,7 +51,7 @@ def test_openai_files_create_with_a_pdf(openai_client, upstream, proxy, face_pdf
     assert record["event"] == "sanitised" and record["faces"] >= 1
 
 
-def test_openai_chat_with_a_file_part(openai_client, upstream, face_pdf):  # noqa: F811
+def test_openai_chat_with_a_file_part(openai_client, upstream, face_pdf):
     data_url = "data:application/pdf;base64," + base64.b64encode(face_pdf).decode()
     openai_client.chat.completions.create(
         model="gpt-test",
@@ -64,7 +63,7 @@ def test_openai_chat_with_a_file_part(openai_client, upstream, face_pdf):  # noq
     assert_pdf_clean(base64.b64decode(file_data.split(",", 1)[1]))
 
 
-def test_anthropic_document_block(anthropic_client, upstream, face_pdf):  # noqa: F811
+def test_anthropic_document_block(anthropic_client, upstream, face_pdf):
     answer = anthropic_client.messages.create(
         model="claude-test",
         max_tokens=16,

@@ -7,10 +7,9 @@ import io
 import json
 import zipfile
 
+import documents_builders as build
 import pikepdf
 import pytest
-
-import documents_builders as build
 from veil import audit
 from veil.clean.core import sanitise
 from veil.clean.options import FaceMode, SanitiseOptions
@@ -154,7 +153,6 @@ def test_a_cleaned_pdfs_image_xobjects_are_all_accounted_for(face_pdf):
 
 def test_a_pdf_with_a_flate_photo_is_cleaned_and_accounted_for():
     from fpdf import FPDF
-
     from sample_faces import astronaut
 
     document = FPDF()

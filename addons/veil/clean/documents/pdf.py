@@ -130,7 +130,7 @@ def _pages(pdf: pikepdf.Pdf, max_pages: int) -> list[pikepdf.Page]:
 def _strip_document(pdf: pikepdf.Pdf) -> list[str]:
     removed = []
     if "/Info" in pdf.trailer:
-        removed += [f"info:{key[1:]}" for key in pdf.trailer.Info.keys()]
+        removed += [f"info:{key[1:]}" for key in pdf.trailer.Info]
         del pdf.trailer["/Info"]
     root = pdf.Root
     for key in _ROOT_REMOVED:
