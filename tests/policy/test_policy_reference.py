@@ -7,7 +7,7 @@ import pytest
 
 from veil.clean.options import DetectionSettings, FaceMode
 from veil.policy import reader, reference
-from veil.policy.model import Action, Documents, ImageReferences, Limits, OnError, OpaqueFiles, Rule, UnparsedBodies
+from veil.policy.model import Action, DocumentComments, Documents, ImageReferences, Limits, OfficeMacros, OnError, OpaqueFiles, Rule, UnknownMembers, UnparsedBodies
 
 
 def every_key() -> list[str]:
@@ -48,7 +48,7 @@ def test_the_rendered_page_has_a_row_for_every_key():
 def test_every_enum_value_is_listed_in_its_settings_row():
     page = reference.render_reference()
     enums = reference.enums_documented()
-    assert set(enums.values()) == {Action, OnError, UnparsedBodies, ImageReferences, OpaqueFiles, Documents, FaceMode}
+    assert set(enums.values()) == {Action, OnError, UnparsedBodies, ImageReferences, OpaqueFiles, Documents, UnknownMembers, DocumentComments, OfficeMacros, FaceMode}
     for key, enum in enums.items():
         row = row_of(page, key)
         allowed = row.split(" | ")[1]

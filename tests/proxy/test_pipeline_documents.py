@@ -174,3 +174,19 @@ def test_a_pdf_with_a_flate_photo_is_cleaned_and_accounted_for():
     from veil.clean.options import DetectionSettings
 
     assert default_detector().detect(pixels, DetectionSettings()) == []
+
+
+def test_the_policy_keeps_comments_drops_macros_and_keeps_unknown_members_when_told():
+    policy = load_policy_text(
+        'version: 1\nservices:\n  svc:\n    hosts: [api.example.com]\n'
+        "    document_comments: keep\n    office_macros: drop\n    unknown_members: keep\n"
+    )
+    options = policy.match("api.example.com", "/x", "POST").rule.sanitise_options().documents
+    assert (options.keep_comments, options.macros, options.unknown_members) == (True, "drop", "keep")
+    source = zipfile.ZipFile(io.BytesIO(build.face_docx()))
+    with_macros = build.zip_of({name: source.read(name) for name in source.namelist()} | {"word/vbaProject.bin": b"\xd0\xcf\x11\xe0"})
+    request = pipeline.Request("POST", "/x", {"content-type": "application/octet-stream"}, with_macros, FACTS)
+    decision = pipeline.run_examine(request, policy.match("api.example.com", "/x", "POST"))
+    assert decision.refusal is None, decision.refusal and decision.refusal.reason
+    names = zipfile.ZipFile(io.BytesIO(decision.new_body)).namelist()
+    assert "word/vbaProject.bin" not in names and "word/comments.xml" in names

@@ -130,6 +130,27 @@ class Documents(str, Enum):
     ALLOW = "allow"  # forward as it is, with one `passed` record
 
 
+class UnknownMembers(str, Enum):
+    """Archive members Veil cannot clean (a text file, a binary in a ZIP)."""
+
+    BLOCK = "block"  # refuse the archive
+    KEEP = "keep"  # forward them as they are, named in the record
+
+
+class DocumentComments(str, Enum):
+    """Comments in Office and OpenDocument files."""
+
+    DROP = "drop"  # removed, with their anchors
+    KEEP = "keep"  # kept, their authors blanked
+
+
+class OfficeMacros(str, Enum):
+    """VBA projects in Office files."""
+
+    BLOCK = "block"  # refuse the document
+    DROP = "drop"  # forward the document without its macros
+
+
 @dataclass(frozen=True)
 class Limits:
     max_image_pixels: int = 50_000_000  # checked before decoding: stops decompression bombs
@@ -158,6 +179,9 @@ class Rule:
     opaque_files: OpaqueFiles = OpaqueFiles.BLOCK
     detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
     documents: Documents = Documents.CLEAN
+    unknown_members: UnknownMembers = UnknownMembers.BLOCK
+    document_comments: DocumentComments = DocumentComments.DROP
+    office_macros: OfficeMacros = OfficeMacros.BLOCK
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -173,6 +197,9 @@ class Rule:
                 max_pages=self.limits.max_document_pages,
                 max_members=self.limits.max_archive_members,
                 max_inflated_bytes=self.limits.max_inflated_bytes,
+                keep_comments=self.document_comments == DocumentComments.KEEP,
+                unknown_members=self.unknown_members.value,
+                macros=self.office_macros.value,
             ),
         )
 

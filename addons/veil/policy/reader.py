@@ -39,6 +39,9 @@ from .model import (
     OnError,
     OpaqueFiles,
     Documents,
+    DocumentComments,
+    OfficeMacros,
+    UnknownMembers,
     Policy,
     Protect,
     Route,
@@ -129,6 +132,9 @@ _SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "image_references": enum_reader(ImageReferences),
     "opaque_files": enum_reader(OpaqueFiles),
     "documents": enum_reader(Documents),
+    "unknown_members": enum_reader(UnknownMembers),
+    "document_comments": enum_reader(DocumentComments),
+    "office_macros": enum_reader(OfficeMacros),
 }
 _LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),

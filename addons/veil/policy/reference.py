@@ -141,6 +141,13 @@ SETTINGS = {
     "upload of its own, or refuses the document when it cannot (encrypted, macros, a part Veil "
     "does not know, over a limit); `block` refuses every request carrying one; `allow` "
     "forwards them as they are with one `passed` record each. See [Documents](formats.md#documents-and-archives).",
+    "unknown_members": "Members of a ZIP or TAR archive that Veil cannot clean (text, "
+    "binaries): `block` (the default) refuses the archive naming the member, `keep` forwards "
+    "them as they are and names each in the record.",
+    "document_comments": "Comments in Office and OpenDocument files: `drop` (the default) "
+    "removes them with their anchors, `keep` keeps their text with their authors blanked.",
+    "office_macros": "VBA projects in Office files: `block` (the default) refuses the "
+    "document, `drop` forwards it without its macros.",
     "limits": "Size and time limits, a block inherited key by key (table below).",
     "detection": "How faces are searched for (CenterFace), a block inherited key by key "
     "(table below). See [Faces](faces.md) for the strategy these keys tune.",
