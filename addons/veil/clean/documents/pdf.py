@@ -182,7 +182,15 @@ def _strip_object(obj) -> list[str]:
         if key in obj:
             del obj[key]
             removed.append(f"object:{key[1:]}")
-    if obj.get("/S") in _ACTIVE_ACTIONS:  # an action dictionary: made inert, wherever it hangs
+    for key in ("/A", "/Next", "/PA"):  # a link, outline item or chained action that runs code: unlinked
+        value = obj.get(key)
+        if isinstance(value, pikepdf.Dictionary) and value.get("/S") in _ACTIVE_ACTIONS:
+            del obj[key]
+            removed.append(f"action:{str(value.S)[1:]}")
+    if "/AA" in obj:  # additional actions are triggers (on open, on focus, on keystroke…)
+        del obj["/AA"]
+        removed.append("action:AA")
+    if obj.get("/S") in _ACTIVE_ACTIONS:  # one left hanging elsewhere (an array of /Next): made inert
         obj.S = pikepdf.Name("/GoTo") if "/D" in obj else pikepdf.Name("/Named")
         for key in ("/JS", "/F", "/Win", "/Mac", "/Unix", "/Fields"):
             if key in obj:
