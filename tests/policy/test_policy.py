@@ -6,7 +6,6 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-
 from veil.clean.options import FaceMode, SanitiseOptions
 from veil.policy import (
     DEFAULT_POLICY_PATH,
@@ -392,7 +391,7 @@ def test_a_misspelt_value_names_file_line_path_and_the_choices():
 def test_an_unknown_key_suggests_the_close_one():
     assert problems(MINIMAL + "    fcaes: mask\n") == [
         "p.yaml, line 5: services.svc.fcaes: unknown key; did you mean 'faces'? allowed here: hosts, rules, action, strip, "
-        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, image_references, opaque_files, text, limits, detection, text_detection"
+        "faces, keep_icc, on_error, preserve_length, unparsed_bodies, image_references, opaque_files, text, documents, unknown_members, document_comments, office_macros, limits, detection, text_detection"
     ]
 
 

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from veil.policy import (
     CATALOGUE_FOLDER,
     CATCH_ALL_SERVICE,

@@ -3,7 +3,6 @@
 from textwrap import dedent
 
 import pytest
-
 from veil.clean.options import FaceMode
 from veil.policy import Action, PolicyError, load_default_policy, load_policy_text
 

@@ -4,10 +4,21 @@ time) documents every key the reader accepts, with the code's defaults and allow
 import re
 
 import pytest
-
 from veil.clean.options import DetectionSettings, FaceMode, TextMode
 from veil.policy import reader, reference, settings
-from veil.policy.model import Action, ImageReferences, Limits, OnError, OpaqueFiles, Rule, UnparsedBodies
+from veil.policy.model import (
+    Action,
+    DocumentComments,
+    Documents,
+    ImageReferences,
+    Limits,
+    OfficeMacros,
+    OnError,
+    OpaqueFiles,
+    Rule,
+    UnknownMembers,
+    UnparsedBodies,
+)
 
 
 def every_key() -> list[str]:
@@ -48,7 +59,10 @@ def test_the_rendered_page_has_a_row_for_every_key():
 def test_every_enum_value_is_listed_in_its_settings_row():
     page = reference.render_reference()
     enums = reference.enums_documented()
-    assert set(enums.values()) == {Action, OnError, UnparsedBodies, ImageReferences, OpaqueFiles, FaceMode, TextMode}
+    assert set(enums.values()) == {
+        Action, OnError, UnparsedBodies, ImageReferences, OpaqueFiles, Documents, UnknownMembers, DocumentComments,
+        OfficeMacros, FaceMode, TextMode,
+    }  # fmt: skip
     for key, enum in enums.items():
         row = row_of(page, key)
         allowed = row.split(" | ")[1]

@@ -3,7 +3,6 @@
 from textwrap import dedent
 
 import pytest
-
 from veil.clean.options import TextDetectionSettings, TextMode
 from veil.policy import PolicyError, load_default_policy, load_policy_text
 

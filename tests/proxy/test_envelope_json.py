@@ -189,12 +189,18 @@ def test_base64_that_is_not_an_image_is_ignored():
     document = {
         "text": b64(b"just some text that happens to be base64 encoded, long enough"),
         "random": b64(bytes(range(7, 200))),
-        "pdf": "data:application/pdf;base64," + b64(b"%PDF-1.7\n" + bytes(100)),
         "hash": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
         "prose": "This is a long sentence that is certainly not base64 encoded data at all.",
         "url": "https://example.com/photo.jpg?width=1024&height=768&format=jpeg",
     }
     assert find_images(dumps(document), None) == ("json", [])
+
+
+def test_a_pdf_data_url_is_a_slot_too():
+    """Documents are cleaned like images now: the envelope hands the PDF to the cleaner."""
+    pdf = b"%PDF-1.7\n" + bytes(100)
+    envelope, (slot,) = find_images(dumps({"pdf": "data:application/pdf;base64," + b64(pdf)}), None)
+    assert (envelope, slot.image, slot.declared_type) == ("json", pdf, "application/pdf")
 
 
 def test_pretty_printed_and_compact_documents_stay_byte_identical():

@@ -11,7 +11,15 @@ records (dicts of facts and hashes), never on images or requests.
   thin adapter over them.
 """
 
-from .events import EVENTS, UPSTREAM, RequestFacts, image_record, now_rfc3339, public_url, upstream_record
+from .events import (
+    EVENTS,
+    UPSTREAM,
+    RequestFacts,
+    image_record,
+    now_rfc3339,
+    public_url,
+    upstream_record,
+)
 from .writer import AuditLog, LogInUse, Rotation
 
 __all__ = ["EVENTS", "UPSTREAM", "upstream_record", "AuditLog", "LogInUse", "RequestFacts", "Rotation", "image_record", "now_rfc3339", "public_url"]

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from PIL import Image
 
-from . import formats, verify
+from . import documents, formats, verify
 from .errors import LengthNotPreserved, MalformedImage, SanitiseError, TooLarge
 from .formats import Header, ImageFormat, Stripped
 from .formats.base import icc_profile
@@ -54,6 +54,11 @@ def sanitise(data: bytes, options: SanitiseOptions | None = None) -> Result:
 
 
 def _sanitise(data: bytes, options: SanitiseOptions) -> Result:
+    if len(data) > options.max_bytes:
+        raise TooLarge(f"the file is {len(data):,} bytes; the limit is {options.max_bytes:,}")
+    container = documents.sniff(data)
+    if container is not None:  # a PDF, an Office file, an archive: its images come back here
+        return documents.clean_document(container, data, options, _sanitise)
     clock = _Stopwatch()
     with clock.lap("strip"):
         image_format, header = _admit(data, options)

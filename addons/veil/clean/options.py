@@ -77,6 +77,23 @@ class TextDetectionSettings:
 
 
 @dataclass(frozen=True)
+class DocumentLimits:
+    """What a document or archive may hold before Veil refuses it unread: every limit is
+    checked from what the container declares, before anything is inflated or parsed."""
+
+    max_pages: int = 500
+    max_members: int = 2_000  # ZIP/TAR entries, OOXML parts
+    max_inflated_bytes: int = 512 * 1024 * 1024  # all members together, as declared
+    max_ratio: int = 200  # one member's inflated size over its compressed size (zip bombs)
+    max_depth: int = 3  # archives inside archives
+    max_objects: int = 200_000  # PDF objects
+    max_images: int = 500  # embedded images cleaned per document
+    keep_comments: bool = False  # OOXML comments: dropped, or kept with their authors blanked
+    unknown_members: str = "block"  # archive members Veil cannot clean: block | keep
+    macros: str = "block"  # Office VBA projects: block (refuse the file) | drop (the document stays, its macros go)
+
+
+@dataclass(frozen=True)
 class SanitiseOptions:
     faces: FaceMode = FaceMode.MASK
     keep_icc: bool = True  # colour profiles carry colour, not identity
@@ -88,6 +105,7 @@ class SanitiseOptions:
     preserve_length: bool = False
     text: TextMode = TextMode.OFF  # personal text and codes in the picture (clean/text/)
     text_detection: TextDetectionSettings = field(default_factory=TextDetectionSettings)
+    documents: DocumentLimits = field(default_factory=DocumentLimits)
 
     def __post_init__(self):
         object.__setattr__(self, "faces", FaceMode(self.faces))

@@ -30,6 +30,8 @@ class Report:
     text_mode: str = "off"
     text: dict[str, int] = field(default_factory=dict)
     text_masks: list[list[int]] = field(default_factory=list)
+    # Documents and archives: one report (as a dict) per image or member cleaned inside.
+    embedded: list[dict] = field(default_factory=list)
     # The bytes themselves, for the hashes only; never part of to_dict().
     input_bytes: bytes = field(default=b"", repr=False, compare=False)
     output_bytes: bytes = field(default=b"", repr=False, compare=False)
@@ -53,3 +55,6 @@ class Report:
 class Result:
     data: bytes
     report: Report
+    # The exact bytes of every image Veil wrote into a document (empty for a plain image):
+    # the egress scan finds them inside the document and must know them as Veil's own.
+    embedded_outputs: tuple[bytes, ...] = ()

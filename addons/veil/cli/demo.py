@@ -22,7 +22,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .demo_service import MissingSampleLibrary, file_in_multipart, multipart_upload, sample_photo, stand_in_service
+from .demo_service import (
+    MissingSampleLibrary,
+    file_in_multipart,
+    multipart_upload,
+    sample_photo,
+    stand_in_service,
+)
 from .installation import face_model_problem
 from .run import MITMDUMP_ENTRY
 

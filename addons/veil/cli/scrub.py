@@ -20,8 +20,8 @@ EXIT_REFUSED = 2
 
 
 def register(commands) -> None:
-    scrub = commands.add_parser("scrub", help="strip metadata and mask faces in an image file or a folder of them")
-    scrub.add_argument("input", help="image file to clean ('-' for standard input), or a folder")
+    scrub = commands.add_parser("scrub", help="strip metadata and mask faces in an image or document (PDF, Office, ZIP/TAR) file, or a folder of them")
+    scrub.add_argument("input", help="image or document to clean ('-' for standard input), or a folder")
     scrub.add_argument("output", help="where to write the clean image ('-' for standard output), or the folder for a folder's")
     scrub.add_argument(
         "--faces",

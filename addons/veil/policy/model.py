@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..clean.options import DetectionSettings, FaceMode, SanitiseOptions, TextDetectionSettings, TextMode
+from ..clean.options import (
+    DetectionSettings,
+    DocumentLimits,
+    FaceMode,
+    SanitiseOptions,
+    TextDetectionSettings,
+    TextMode,
+)
 from .matching import ANY_METHOD, HostPattern, PathPattern, normalise_host
 
 SUPPORTED_VERSION = 1
@@ -122,11 +129,43 @@ class OpaqueFiles(str, Enum):
     BLOCK = "block"  # refuse with the readable 403
 
 
+class Documents(str, Enum):
+    """What happens to a PDF, Office file or ZIP/TAR archive found in a protected request."""
+
+    CLEAN = "clean"  # cleaned like an image: metadata out, every image inside cleaned, or refused
+    BLOCK = "block"  # refuse the request with the readable 403
+    ALLOW = "allow"  # forward as it is, with one `passed` record
+
+
+class UnknownMembers(str, Enum):
+    """Archive members Veil cannot clean (a text file, a binary in a ZIP)."""
+
+    BLOCK = "block"  # refuse the archive
+    KEEP = "keep"  # forward them as they are, named in the record
+
+
+class DocumentComments(str, Enum):
+    """Comments in Office and OpenDocument files."""
+
+    DROP = "drop"  # removed, with their anchors
+    KEEP = "keep"  # kept, their authors blanked
+
+
+class OfficeMacros(str, Enum):
+    """VBA projects in Office files."""
+
+    BLOCK = "block"  # refuse the document
+    DROP = "drop"  # forward the document without its macros
+
+
 @dataclass(frozen=True)
 class Limits:
     max_image_pixels: int = 50_000_000  # checked before decoding: stops decompression bombs
     max_body_bytes: int = 100 * 1024 * 1024  # larger protected bodies are refused, never streamed
-    image_timeout_seconds: float = 20.0
+    image_timeout_seconds: float = 20.0  # per image, and per document (all its images together)
+    max_document_pages: int = 500
+    max_archive_members: int = 2_000  # ZIP/TAR entries and Office parts
+    max_inflated_bytes: int = 512 * 1024 * 1024  # a document's members together, as declared
 
 
 @dataclass(frozen=True)
@@ -148,6 +187,10 @@ class Rule:
     detection: DetectionSettings = field(default_factory=DetectionSettings)  # how faces are searched for
     text: TextMode = TextMode.OFF  # personal text and codes in pictures (docs/text.md)
     text_detection: TextDetectionSettings = field(default_factory=TextDetectionSettings)  # how text is read
+    documents: Documents = Documents.CLEAN
+    unknown_members: UnknownMembers = UnknownMembers.BLOCK
+    document_comments: DocumentComments = DocumentComments.DROP
+    office_macros: OfficeMacros = OfficeMacros.BLOCK
 
     def sanitise_options(self) -> SanitiseOptions:
         # No single image can be larger than the body that carries it, so the body limit is
@@ -161,6 +204,14 @@ class Rule:
             detection=self.detection,
             text=self.text,
             text_detection=self.text_detection,
+            documents=DocumentLimits(
+                max_pages=self.limits.max_document_pages,
+                max_members=self.limits.max_archive_members,
+                max_inflated_bytes=self.limits.max_inflated_bytes,
+                keep_comments=self.document_comments == DocumentComments.KEEP,
+                unknown_members=self.unknown_members.value,
+                macros=self.office_macros.value,
+            ),
         )
 
 

@@ -136,6 +136,18 @@ SETTINGS = {
     "`block` (the default: safe until shown otherwise) refuses the request naming the file, "
     "`log` forwards it with one `passed` record saying what and why, `allow` forwards it "
     "without a record. See [the egress scan](egress.md).",
+    "documents": "PDFs, Word/PowerPoint/Excel files and ZIP/TAR archives found in a request: "
+    "`clean` (the default) removes their personal metadata and cleans every image inside as an "
+    "upload of its own, or refuses the document when it cannot (encrypted, macros, a part Veil "
+    "does not know, over a limit); `block` refuses every request carrying one; `allow` "
+    "forwards them as they are with one `passed` record each. See [Documents](formats.md#documents-and-archives).",
+    "unknown_members": "Members of a ZIP or TAR archive that Veil cannot clean (text, "
+    "binaries): `block` (the default) refuses the archive naming the member, `keep` forwards "
+    "them as they are and names each in the record.",
+    "document_comments": "Comments in Office and OpenDocument files: `drop` (the default) "
+    "removes them with their anchors, `keep` keeps their text with their authors blanked.",
+    "office_macros": "VBA projects in Office files: `block` (the default) refuses the "
+    "document, `drop` forwards it without its macros.",
     "limits": "Size and time limits, a block inherited key by key (table below).",
     "detection": "How faces are searched for (CenterFace), a block inherited key by key "
     "(table below). See [Faces](faces.md) for the strategy these keys tune.",
@@ -160,6 +172,11 @@ TEXT_DETECTION = {
 }
 
 LIMITS = {
+    "max_document_pages": "Most pages a PDF may have; a longer one goes to `on_error`.",
+    "max_archive_members": "Most entries a ZIP/TAR archive or Office file may have, counted "
+    "from its directory before anything is inflated.",
+    "max_inflated_bytes": "Most bytes a document's members may inflate to together, as its "
+    "directory declares them, checked before anything is inflated (zip bombs).",
     "max_image_pixels": "Largest image, in pixels, read from the header and checked before "
     "anything is decoded: stops decompression bombs. A larger image goes to `on_error`.",
     "max_body_bytes": "Largest protected request body, in bytes. A larger one is refused, "

@@ -13,11 +13,15 @@ from yaml.nodes import Node
 from ..clean.options import DetectionSettings, FaceMode, TextDetectionSettings, TextMode
 from .model import (
     Action,
+    DocumentComments,
+    Documents,
     ImageReferences,
     Limits,
+    OfficeMacros,
     OnError,
     OpaqueFiles,
     Rule,
+    UnknownMembers,
     UnparsedBodies,
 )
 from .values import enum_reader, positive_reader, range_reader, read_bool
@@ -33,11 +37,18 @@ SETTING_READERS: dict[str, Callable[[Node], Any]] = {
     "image_references": enum_reader(ImageReferences),
     "opaque_files": enum_reader(OpaqueFiles),
     "text": enum_reader(TextMode),
+    "documents": enum_reader(Documents),
+    "unknown_members": enum_reader(UnknownMembers),
+    "document_comments": enum_reader(DocumentComments),
+    "office_macros": enum_reader(OfficeMacros),
 }
 LIMIT_READERS: dict[str, Callable[[Node], Any]] = {
     "max_image_pixels": positive_reader(accept_fractions=False),
     "max_body_bytes": positive_reader(accept_fractions=False),
     "image_timeout_seconds": positive_reader(accept_fractions=True),
+    "max_document_pages": positive_reader(accept_fractions=False),
+    "max_archive_members": positive_reader(accept_fractions=False),
+    "max_inflated_bytes": positive_reader(accept_fractions=False),
 }
 
 

@@ -23,11 +23,15 @@ class EgressJudgement:
     notes: list[str] = field(default_factory=list)  # what leaves unseen, each worth a `passed` record
 
 
-def judge(leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles, may_refuse: bool) -> EgressJudgement:
+def judge(
+    leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles, may_refuse: bool, documents_cleaned: bool = False
+) -> EgressJudgement:
     """`accounted_for`: the images this request is known to carry as they will leave (the
     cleaned outputs, and images the rule passes with a record of their own). Without
-    `may_refuse` (rules that allow or only monitor) a refusal becomes a note instead."""
-    leftovers = egress.unaccounted(egress.scan(leaving), accounted_for)
+    `may_refuse` (rules that allow or only monitor) a refusal becomes a note instead.
+    `documents_cleaned`: the documents in the request were cleaned or passed by the rule, so
+    each image in them is judged on its own (it must be in `accounted_for`)."""
+    leftovers = egress.unaccounted(egress.scan(leaving), accounted_for, documents_cleaned)
     stray = [finding for finding in leftovers if finding.kind == "image"]
     if stray:
         more = f" and {len(stray) - 1} more" if len(stray) > 1 else ""
@@ -35,8 +39,8 @@ def judge(leaving: bytes, accounted_for: list[bytes], opaque_files: OpaqueFiles,
         return _refuse_or_note(reason, may_refuse)
     documents = [finding for finding in leftovers if finding.kind == "document"]
     if documents:
-        # Every image in it was one Veil produced, yet the document around them is not cleaned.
-        reason = f"a document or archive holding images would leave with this request ({_describe(documents[0])}), and Veil does not clean documents yet"
+        # Every image in it was one Veil produced, yet the document around them was not cleaned.
+        reason = f"a document or archive holding images would leave with this request ({_describe(documents[0])}) that Veil did not clean"
         return _refuse_or_note(reason, may_refuse)
     opaque = [finding for finding in leftovers if finding.kind == "opaque"]
     if not opaque or opaque_files == "allow":

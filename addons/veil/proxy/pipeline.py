@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .. import audit
-from ..clean import formats
+from ..clean import documents, formats
 from ..clean.errors import SanitiseError
 from ..clean.report import Result
 from ..policy import Match, Rule
-from . import content_encoding, egress_check, integrity
+from . import content_encoding, egress, egress_check, integrity
 from .envelopes import find_images, json_lines, splice
 from .envelopes.base import EnvelopeError, ImageSlot
 from .envelopes.references import Reference, find_references
@@ -146,7 +146,7 @@ async def _verdict(request: Request, match: Match, helpers: Helpers) -> BodyVerd
     if rule.action == "allow":
         verdict.outcomes = [allowed(slot) for slot in inspection.slots]
     else:
-        verdict.outcomes = await helpers.clean_all(inspection.slots, rule)
+        verdict.outcomes = await _clean_slots(inspection.slots, rule, helpers)
     if verdict.blocked:
         return verdict
     # 5. rebuild
@@ -165,13 +165,25 @@ async def _verdict(request: Request, match: Match, helpers: Helpers) -> BodyVerd
 
 async def _judge_egress(leaving: bytes, verdict: BodyVerdict, rule: Rule, helpers: Helpers) -> egress_check.EgressJudgement:
     # The cleaned outputs, and what the rule knowingly lets through as it was (monitored and
-    # passed images have records of their own).
+    # passed images have records of their own); for documents, every image inside them too.
     accounted_for = [outcome.replacement or outcome.slot.image for outcome in verdict.outcomes]
+    accounted_for += [image for outcome in verdict.outcomes for image in _images_inside(outcome)]
+    documents_handled = any(is_document(outcome.slot.image) for outcome in verdict.outcomes)
     # allow and monitor never refuse: what they would have refused becomes a record.
-    arguments = (leaving, accounted_for, rule.opaque_files, rule.action == "sanitise")
+    arguments = (leaving, accounted_for, rule.opaque_files, rule.action == "sanitise", documents_handled)
     if len(leaving) <= INLINE_PARSE_BYTES:
         return egress_check.judge(*arguments)
     return await helpers.run_blocking(egress_check.judge, *arguments)
+
+
+def _images_inside(outcome: ImageOutcome) -> list[bytes]:
+    """The images Veil wrote into a cleaned document; for a document the rule passes as it
+    is, the images the egress scan finds in it (they leave knowingly, with its record)."""
+    if outcome.replacement is not None:
+        return list(outcome.result.embedded_outputs)
+    if not is_document(outcome.slot.image):
+        return []
+    return [bytes(finding.image) for finding in egress.scan(outcome.slot.image).of_kind("image") if finding.image is not None]
 
 
 # ---- 2. decode -------------------------------------------------------------------------
@@ -260,6 +272,35 @@ def websocket_record(facts: audit.RequestFacts) -> dict:
 
 
 # ---- 4. clean --------------------------------------------------------------------------
+
+
+DOCUMENTS_ALLOWED = "the policy forwards documents without cleaning them (documents: allow)"
+
+
+def is_document(data: bytes) -> bool:
+    """A PDF, Office file or archive (or one Veil refuses by name), as the cleaner sniffs it."""
+    try:
+        return documents.sniff(data) is not None
+    except SanitiseError:
+        return True
+
+
+async def _clean_slots(slots: list[ImageSlot], rule: Rule, helpers: Helpers) -> list[ImageOutcome]:
+    """Images are cleaned; documents as the rule's `documents` says: cleaned like images (in
+    the same workers, under the same time limit), refused, or passed with a record. A rule
+    that only monitors cleans them to report what it would do."""
+    held_back = set()
+    if rule.documents != "clean" and rule.action == "sanitise":
+        held_back = {index for index, slot in enumerate(slots) if is_document(slot.image)}
+    if held_back and rule.documents == "block":
+        first = slots[min(held_back)]
+        raise RequestRefused(f"the request carries a document ({first.location}), and the policy blocks documents")
+    to_clean = [slot for index, slot in enumerate(slots) if index not in held_back]
+    cleaned = iter(await helpers.clean_all(to_clean, rule) if to_clean else [])
+    return [
+        ImageOutcome(slot, "passed", None, DOCUMENTS_ALLOWED, 0.0) if index in held_back else next(cleaned)
+        for index, slot in enumerate(slots)
+    ]
 
 
 def clean_image(slot: ImageSlot, rule: Rule) -> ImageOutcome:

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from ..errors import LengthNotPreserved
 from . import heif_items, isobmff
 from .base import check_gap, icc_profile
-from .heif_items import DISPLAY_PROPERTIES, PICTURE_ITEM_TYPES, PICTURE_REFERENCES, Meta, NotRewritable
+from .heif_items import (
+    DISPLAY_PROPERTIES,
+    PICTURE_ITEM_TYPES,
+    PICTURE_REFERENCES,
+    Meta,
+    NotRewritable,
+)
 
 _ICC_COLOUR_TYPES = (b"prof", b"rICC")
 _WIDE_ID = 0xFFFF  # item IDs above this need the 32-bit versions of the tables

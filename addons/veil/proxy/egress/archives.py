@@ -11,7 +11,15 @@ local headers are what sits in the bytes.
 import struct
 
 from .context import ScanContext, Where
-from .inflate import GZIP, RAW_DEFLATE, ZLIB, Inflated, decompress_bzip2, decompress_xz, inflate
+from .inflate import (
+    GZIP,
+    RAW_DEFLATE,
+    ZLIB,
+    Inflated,
+    decompress_bzip2,
+    decompress_xz,
+    inflate,
+)
 
 # A hit shorter than this was never a container worth a report: a random "PK\3\4" or
 # gzip magic in other data decodes to a few bytes of garbage at most (and an image

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .base import EnvelopeError, ImageSlot
-from .magic import HEAD_BYTES, looks_like_image
+from .magic import HEAD_BYTES, looks_like_upload
 
 NAME = "json"
 
@@ -139,7 +139,7 @@ def looks_like_text_image(text_head: bytes) -> bool:
     head = head[: min(alphabet_run, HEAD_BYTES * 4 // 3) // 4 * 4]
     if len(head) < 4:
         return False
-    return looks_like_image(binascii.a2b_base64(head.translate(_URLSAFE_TO_STANDARD)))
+    return looks_like_upload(binascii.a2b_base64(head.translate(_URLSAFE_TO_STANDARD)))
 
 
 def find_text_image(text: bytes, where: str) -> TextImage | None:

@@ -1,4 +1,4 @@
-"""Is this an image? A cheap magic-bytes test, deliberately wider than what Veil can clean.
+"""Is this an image (or a document)? A cheap magic-bytes test, deliberately wider than what Veil can clean.
 
 The envelopes use it to decide what counts as an image in a request. It must also
 recognise formats Veil cannot sanitise (GIF, TIFF, HEIC/AVIF, BMP, JPEG 2000, JPEG XL
@@ -39,6 +39,24 @@ _FIXED_SIGNATURES = (
 # Not listed: the bare JPEG XL codestream (FF 0A) and PNM (P1-P6) have 16-bit
 # signatures that one random base64 string in 65536 would match, blocking ordinary
 # requests; ICO is not a photo format.
+
+
+# Documents and archives Veil cleans (or refuses by name): a slot is a slot, the worker
+# cleans what it is given. TAR's magic sits at byte 257, past what the envelopes read.
+_DOCUMENT_SIGNATURES = (
+    b"%PDF-",
+    b"PK\x03\x04",  # ZIP, and the Office and OpenDocument files built on it
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # OLE2: legacy or password-protected Office, refused readably
+)
+
+
+def looks_like_document(data: bytes) -> bool:
+    return bytes(data[:HEAD_BYTES]).startswith(_DOCUMENT_SIGNATURES)
+
+
+def looks_like_upload(data: bytes) -> bool:
+    """What the envelopes hand to the cleaner: an image or a document."""
+    return looks_like_image(data) or looks_like_document(data)
 
 
 def looks_like_image(data: bytes) -> bool:

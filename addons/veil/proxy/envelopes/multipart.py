@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from . import json_base64, json_lines
 from .base import EnvelopeError, ImageSlot, identity, nested
-from .magic import HEAD_BYTES, looks_like_image
+from .magic import HEAD_BYTES, looks_like_upload
 
 NAME = "multipart"
 
@@ -32,9 +32,9 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 MAX_NESTING = 8
-# The first bytes of every signature magic.looks_like_image knows (ISO media is found by
+# The first bytes of every signature magic.looks_like_upload knows (ISO media is found by
 # its "ftyp", four bytes in).
-_IMAGE_START = re.compile(rb"\xff\xd8\xff|\x89PNG|GIF8|RIFF|II[*+]\x00|MM\x00[*+]|BM|ftyp|P[1-6]|\x00\x00\x00\x0c|\xff\x4f\xff")
+_IMAGE_START = re.compile(rb"%PDF-|PK\x03\x04|\xd0\xcf\x11\xe0|\xff\xd8\xff|\x89PNG|GIF8|RIFF|II[*+]\x00|MM\x00[*+]|BM|ftyp|P[1-6]|\x00\x00\x00\x0c|\xff\x4f\xff")
 # 96 bytes of base64: less than any image with metadata, more than a token in prose.
 _BASE64_DATA = re.compile(rb"[A-Za-z0-9+/_-]{128}")
 # JSON escapes a serialiser may put in base64 text; any other escape just ends a run.
@@ -127,7 +127,7 @@ def _holds_image(text: bytes) -> bool:
     start, which a header line or a word before it hides once lines are joined."""
     for found in _IMAGE_START.finditer(text):
         at = found.start() - 4 if found.group() == b"ftyp" else found.start()
-        if at >= 0 and looks_like_image(text[at : at + HEAD_BYTES]):
+        if at >= 0 and looks_like_upload(text[at : at + HEAD_BYTES]):
             return True
     unescaped = _JSON_ESCAPE.sub(lambda escape: _JSON_ESCAPED[escape.group()], text)
     return _BASE64_DATA.search(_LINE_BREAK.sub(b"", unescaped)) is not None
@@ -282,7 +282,7 @@ def _slots_in_part(body: bytes, part: Part, location: str, depth: int) -> list[I
         return _quoted_printable_slots(body, part, location)
     if transfer_encoding not in _IDENTITY_ENCODINGS:
         raise EnvelopeError(f"part {location!r} uses the transfer encoding {transfer_encoding!r}, which Veil does not decode")
-    if looks_like_image(body[start : min(end, start + HEAD_BYTES)]):
+    if looks_like_upload(body[start : min(end, start + HEAD_BYTES)]):
         return [ImageSlot(location, (start, end), body[start:end], part.content_type, part.filename, identity)]
     head = body[start : min(end, start + 512)]
     if _is_multipart(part.content_type) or _LEADING_DELIMITER.match(head):
@@ -314,7 +314,7 @@ def _quoted_printable_slots(body: bytes, part: Part, location: str) -> list[Imag
     """Some server stacks decode `Content-Transfer-Encoding: quoted-printable`: an image
     sent that way is cleaned and written back quoted-printable."""
     decoded = binascii.a2b_qp(body[part.content_start : part.content_end])
-    if not looks_like_image(decoded[:HEAD_BYTES]):
+    if not looks_like_upload(decoded[:HEAD_BYTES]):
         return []
     span = (part.content_start, part.content_end)
     return [ImageSlot(location, span, decoded, part.content_type, part.filename, _quoted_printable)]
