@@ -11,6 +11,7 @@ import io
 import json
 import re
 import urllib.parse
+import zipfile
 import zlib
 
 from werkzeug.formparser import parse_form_data
@@ -109,7 +110,14 @@ def _from_text(text: str) -> list[bytes]:
 
 
 def _from_bytes(data: bytes) -> list[bytes]:
-    """An image from its first byte (what an app saving an upload keeps), or a gzip of one."""
+    """An image from its first byte (what an app saving an upload keeps), a gzip of one, or
+    the images in a ZIP (and the Office files built on it) that the app unpacks."""
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return [image for name in archive.namelist() for image in _from_bytes(archive.read(name))]
+        except (zipfile.BadZipFile, RuntimeError, ValueError):
+            return []
     if data.startswith(b"\x1f\x8b"):
         try:
             return _from_bytes(gzip.decompress(data))
