@@ -21,11 +21,11 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from ..options import DetectionSettings
+from . import rotation
+from .geometry import Detections, Face, Rect, ious
 
 if TYPE_CHECKING:
     import onnxruntime
-
-Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in integer pixels, x1/y1 exclusive (PIL boxes)
 
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 INSTALL_HINT = (
@@ -61,20 +61,8 @@ HEATMAP, BOX_SCALE, BOX_OFFSET, LANDMARKS = "537", "538", "539", "540"
 
 HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
-# A box with at least this share of its area inside a larger box is taken as part of it.
-NESTED_BOX_CONTAINMENT = 0.8
-
 ORT_THREADS_ENV = "VEIL_ORT_THREADS"
 DEFAULT_ORT_THREADS = 2
-
-
-@dataclass(frozen=True)
-class Face:
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the pixels of the image passed in
-    score: float
-
-    def to_dict(self) -> dict:
-        return {"box": [round(v) for v in self.box], "score": round(self.score, 3)}
 
 
 # --------------------------------------------------------------------------- model loading
@@ -165,121 +153,6 @@ def _new_session(model_bytes: bytes, threads: int) -> onnxruntime.InferenceSessi
     )
 
 
-# --------------------------------------------------------------------------- box geometry
-
-
-def _areas(boxes: np.ndarray) -> np.ndarray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-
-
-def _intersections(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Area shared by one box and each of `boxes`."""
-    width = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
-    height = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
-    return np.maximum(width, 0) * np.maximum(height, 0)
-
-
-def _ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    shared = _intersections(box, boxes)
-    union = _areas(box[None, :])[0] + _areas(boxes) - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
-
-
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy non-maximum suppression, best score first.
-
-    Returns the indices kept and, for each, the union of its box with those it suppressed
-    (callers that want the plain best box ignore the second).
-    """
-    order = np.argsort(-scores, kind="stable")
-    kept, unions = [], []
-    while order.size:
-        best, rest = order[0], order[1:]
-        same_face = _ious(boxes[best], boxes[rest]) > iou_threshold
-        group = boxes[np.concatenate(([best], rest[same_face]))]
-        kept.append(best)
-        unions.append([*group[:, :2].min(axis=0), *group[:, 2:].max(axis=0)])
-        order = rest[~same_face]
-    return np.asarray(kept, dtype=np.intp), np.asarray(unions, dtype=np.float64).reshape(-1, 4)
-
-
-@dataclass
-class _Detections:
-    """Boxes (N x 4, x0 y0 x1 y1) and scores (N) in some stated coordinate frame."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-
-    @classmethod
-    def empty(cls) -> _Detections:
-        return cls(np.zeros((0, 4), np.float64), np.zeros(0, np.float64))
-
-    @classmethod
-    def concat(cls, parts: list[_Detections]) -> _Detections:
-        if not parts:
-            return cls.empty()
-        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]))
-
-    def shifted(self, dx: float, dy: float) -> _Detections:
-        return _Detections(self.boxes + (dx, dy, dx, dy), self.scores)
-
-    def scaled(self, sx: float, sy: float) -> _Detections:
-        """Divide by the per-axis scale a copy was resized with, back to the source's pixels."""
-        return _Detections(self.boxes / (sx, sy, sx, sy), self.scores)
-
-    def clipped(self, width: float, height: float) -> _Detections:
-        boxes = np.clip(self.boxes, 0, (width, height, width, height))
-        nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        return _Detections(boxes[nonempty], self.scores[nonempty])
-
-    def subset(self, mask: np.ndarray) -> _Detections:
-        return _Detections(self.boxes[mask], self.scores[mask])
-
-    def suppressed(self, iou_threshold: float) -> _Detections:
-        """One box per face: the best-scoring one."""
-        kept, _ = _nms(self.boxes, self.scores, iou_threshold)
-        return _Detections(self.boxes[kept], self.scores[kept])
-
-    def merged(self, iou_threshold: float) -> _Detections:
-        """One box per face, covering every box found for it (best score kept).
-
-        For merging passes: their boxes for one face differ (a coarse copy tends to give a
-        tighter box, missing the forehead), and a mask should cover what any of them saw.
-        """
-        kept, unions = _nms(self.boxes, self.scores, iou_threshold)
-        return _Detections(unions, self.scores[kept])
-
-    def absorbed(self, containment: float = NESTED_BOX_CONTAINMENT) -> _Detections:
-        """Fold boxes lying mostly inside a larger box into it (grown to their union).
-
-        A face too big for the finest pass comes back from it as a few partial boxes inside
-        the whole-face box a coarser pass found: one face, not several. Growing the outer box
-        to the union keeps every pixel either box covered.
-        """
-        boxes, scores = self.boxes, self.scores.copy()
-        areas = _areas(boxes)
-        kept: list[int] = []
-        grown = boxes.copy()
-        for index in np.argsort(-areas, kind="stable"):
-            if kept:
-                inside = _intersections(boxes[index], grown[kept]) >= containment * areas[index]
-                if inside.any():
-                    host = kept[int(np.argmax(inside))]
-                    grown[host, :2] = np.minimum(grown[host, :2], boxes[index, :2])
-                    grown[host, 2:] = np.maximum(grown[host, 2:], boxes[index, 2:])
-                    scores[host] = max(scores[host], scores[index])
-                    continue
-            kept.append(int(index))
-        kept.sort(key=lambda i: -scores[i])
-        return _Detections(grown[kept], scores[kept])
-
-    def to_faces(self) -> list[Face]:
-        return [
-            Face(box=tuple(float(v) for v in box), score=float(score))
-            for box, score in zip(self.boxes, self.scores)
-        ]
-
-
 # --------------------------------------------------------------------------- scale policy
 
 
@@ -295,11 +168,11 @@ class _Plan:
 
 @dataclass
 class _PassResult:
-    detections: _Detections  # in the original image's pixels
+    detections: Detections  # in the original image's pixels
     windows: list[tuple[float, float, float, float]]  # what each inference saw, original pixels
     largest_face: float  # faces up to this long side (original px) are found whole in a window
 
-    def saw_whole(self, found: _Detections) -> np.ndarray:
+    def saw_whole(self, found: Detections) -> np.ndarray:
         """Which boxes this pass could judge: lying inside one of its windows, and not too big."""
         x0, y0, x1, y1 = found.boxes.T
         small_enough = np.maximum(x1 - x0, y1 - y0) <= self.largest_face
@@ -309,7 +182,7 @@ class _PassResult:
         return small_enough & inside_any
 
 
-def _plan_passes(width: int, height: int, settings: DetectionSettings) -> list[_Plan]:
+def _plan_passes(width: int, height: int, settings: DetectionSettings, first_scale: float | None = None) -> list[_Plan]:
     """A pyramid of passes that together find faces from min_face_px up to the whole frame.
 
     The first pass runs at the scale that keeps min_face_px detectable. Each following pass is
@@ -320,7 +193,7 @@ def _plan_passes(width: int, height: int, settings: DetectionSettings) -> list[_
     """
     long_side, short_side = max(width, height), min(width, height)
     largest, tile = settings.largest_face_px, settings.tile_px
-    scale = _fine_scale(long_side, settings)
+    scale = _fine_scale(long_side, settings) if first_scale is None else first_scale
     plans: list[_Plan] = []
     while True:
         # (+0.5: scale may be exactly largest / short_side, give or take a rounding error)
@@ -388,13 +261,23 @@ class CenterFace:
 
     # ---- public API
 
-    def detect(self, image: Image.Image, settings: DetectionSettings) -> list[Face]:
-        """Faces in `image` (already upright), boxes in its pixel coordinates."""
+    def detect(self, image: Image.Image, settings: DetectionSettings, turned: bool = True) -> list[Face]:
+        """Faces in `image` (already upright), boxes in its pixel coordinates. With `turned`,
+        faces lying on their side or upside down are looked for too (see rotation.py)."""
         image = _as_rgb(image)
+        copies = _Copies(image)
+        views = [self._search(copies, _plan_passes(*image.size, settings), settings)]
+        if turned:
+            views += self._search_turned(copies, settings)
+        views = [view.merged(settings.nms_iou).absorbed() for view in views]
+        return Detections.best_of(views, settings.nms_iou).to_faces()
+
+    def _search(self, copies: _Copies, plans: list[_Plan], settings: DetectionSettings) -> Detections:
+        """The pyramid of passes `plans` over copies.image; boxes in its pixels, not yet merged."""
         finer: list[_PassResult] = []
-        kept: list[_Detections] = []
-        for plan in _plan_passes(*image.size, settings):
-            result = self._detect_pass(image, plan, settings)
+        kept: list[Detections] = []
+        for plan in plans:
+            result = self._detect_pass(copies.image, plan, settings, copies)
             # A coarse copy invites false boxes (a small whole figure can look like one face).
             # Where a finer pass saw the same spot whole, at a size it handles, its verdict
             # stands; the coarse pass only adds faces cut by seams or too big for finer passes.
@@ -403,7 +286,44 @@ class CenterFace:
                 judged |= finer_result.saw_whole(result.detections)
             kept.append(result.detections.subset(~judged))
             finer.append(result)
-        return _Detections.concat(kept).merged(settings.nms_iou).absorbed().to_faces()
+        return Detections.concat(kept)
+
+    def _search_turned(self, copies: _Copies, settings: DetectionSettings) -> list[Detections]:
+        """Faces on their side or upside down, in the upright picture's pixels.
+
+        One coarse copy (shared with the upright pyramid when it has one at that scale) is
+        turned three times; each turn gets the pyramid from that scale up to the whole frame."""
+        width, height = copies.image.size
+        scale = _fine_scale(max(width, height), settings) / rotation.TURNED_COARSENESS
+        small, sx, sy = copies.resized(scale)
+        found = []
+        for turn in rotation.TURNS:
+            turned = _Copies(small.transpose(turn))
+            plans = _plan_passes(*turned.image.size, settings, first_scale=1.0)
+            in_turned = self._search(turned, plans, settings).merged(settings.nms_iou).absorbed()
+            candidates = rotation.unturned(in_turned, turned.image.size, turn).scaled(sx, sy).clipped(width, height)
+            found.append(self._confirmed(copies.image, candidates, turn, scale * rotation.TURNED_COARSENESS, settings))
+        return found
+
+    def _confirmed(
+        self, image: Image.Image, candidates: Detections, turn: Image.Transpose, fine_scale: float, settings: DetectionSettings
+    ) -> Detections:
+        """The turned candidates that the network still sees as faces at the finest scale.
+
+        A coarse copy invites false boxes (turned, a small whole figure or a shoulder can look
+        like a face), and the upright passes cannot overrule a turned face. So each candidate is
+        looked at again, turned the same way, at the finest pass's scale (no larger than
+        LARGEST_RELIABLE_FACE_PX): a real face stays a face there, a coarse artefact does not."""
+        keep = np.zeros(len(candidates.scores), bool)
+        for index, box in enumerate(candidates.boxes):
+            crop_rect = rotation.around(box, image.size, CONFIRM_MARGIN)
+            crop = image.crop(crop_rect).transpose(turn)
+            long_side = max(box[2] - box[0], box[3] - box[1])
+            plan = _Plan(scale=min(fine_scale, LARGEST_RELIABLE_FACE_PX / max(long_side, 1.0)))
+            seen = self._detect_pass(crop, plan, settings).detections
+            seen = rotation.unturned(seen, crop.size, turn).shifted(crop_rect[0], crop_rect[1])
+            keep[index] = bool((ious(box, seen.boxes) >= CONFIRM_SAME_FACE_IOU).any())
+        return candidates.subset(keep)
 
     def find_in_regions(
         self,
@@ -430,7 +350,7 @@ class CenterFace:
             if len(candidates.scores):
                 candidates = self._owed_to_content(crop, local_regions, candidates, plan, settings)
             found.append(candidates.shifted(group.crop[0], group.crop[1]))
-        return _Detections.concat(found).suppressed(settings.nms_iou).to_faces()
+        return Detections.concat(found).suppressed(settings.nms_iou).to_faces()
 
     # ---- internals
 
@@ -438,10 +358,10 @@ class CenterFace:
         self,
         crop: Image.Image,
         regions: list[Rect],
-        candidates: _Detections,
+        candidates: Detections,
         plan: _Plan,
         settings: DetectionSettings,
-    ) -> _Detections:
+    ) -> Detections:
         """Only the candidates that need what is inside the regions to be seen as faces.
 
         The network also answers to a head's outline: hair, ears and a collar around a
@@ -460,14 +380,17 @@ class CenterFace:
         outline_only = self._detect_pass(control, plan, control_settings).detections
         keep = np.ones(len(candidates.scores), bool)
         for index, (box, score) in enumerate(zip(candidates.boxes, candidates.scores)):
-            same_place = _ious(box, outline_only.boxes) >= CONTROL_SAME_FACE_IOU
+            same_place = ious(box, outline_only.boxes) >= CONTROL_SAME_FACE_IOU
             outline_score = outline_only.scores[same_place].max(initial=0.0)
             keep[index] = score >= outline_score + CONTENT_SCORE_MARGIN
         return candidates.subset(keep)
 
-    def _detect_pass(self, image: Image.Image, plan: _Plan, settings: DetectionSettings) -> _PassResult:
-        """Detect on `image` resized by plan.scale; boxes come back in `image`'s pixels."""
-        working, sx, sy = _resized(image, plan.scale)
+    def _detect_pass(
+        self, image: Image.Image, plan: _Plan, settings: DetectionSettings, copies: _Copies | None = None
+    ) -> _PassResult:
+        """Detect on `image` resized by plan.scale; boxes come back in `image`'s pixels.
+        `copies` (of this image) keeps the resized copy for later passes at the same scale."""
+        working, sx, sy = (copies or _Copies(image)).resized(plan.scale)
         pixels = np.asarray(working)
         height, width = pixels.shape[:2]
         if plan.overlap is None:
@@ -482,14 +405,14 @@ class CenterFace:
             self._infer(pixels[y0:y1, x0:x1], settings).shifted(x0, y0) for x0, y0, x1, y1 in windows
         ]
         # Faces in tile overlaps are found twice; keep the best box of each.
-        detections = _Detections.concat(found).suppressed(settings.nms_iou)
+        detections = Detections.concat(found).suppressed(settings.nms_iou)
         return _PassResult(
             detections=detections.scaled(sx, sy).clipped(*image.size),
             windows=[(x0 / sx, y0 / sy, x1 / sx, y1 / sy) for x0, y0, x1, y1 in windows],
             largest_face=plan.largest_face / plan.scale,
         )
 
-    def _infer(self, pixels: np.ndarray, settings: DetectionSettings) -> _Detections:
+    def _infer(self, pixels: np.ndarray, settings: DetectionSettings) -> Detections:
         """Run the network on an RGB uint8 H x W x 3 array; boxes in its pixels, NMS applied."""
         height, width = pixels.shape[:2]
         blob = np.zeros(
@@ -506,7 +429,7 @@ class CenterFace:
 
 def _decode(
     heatmap: np.ndarray, box_scale: np.ndarray, box_offset: np.ndarray, threshold: float
-) -> _Detections:
+) -> Detections:
     """Heatmap cells above the threshold become boxes (stride 4, size exp(scale) x 4)."""
     rows, cols = np.nonzero(heatmap > threshold)
     box_h = np.exp(box_scale[0, rows, cols]) * STRIDE
@@ -516,7 +439,7 @@ def _decode(
     boxes = np.stack(
         [centre_x - box_w / 2, centre_y - box_h / 2, centre_x + box_w / 2, centre_y + box_h / 2], axis=1
     ).astype(np.float64)
-    return _Detections(boxes, heatmap[rows, cols].astype(np.float64))
+    return Detections(boxes, heatmap[rows, cols].astype(np.float64))
 
 
 def _as_rgb(image: Image.Image) -> Image.Image:
@@ -533,6 +456,21 @@ def _as_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+class _Copies:
+    """An image and its resized copies, made once each: the upright pyramid and the turned
+    passes often want the same coarse copy, and resizing 12 MP costs tens of milliseconds."""
+
+    def __init__(self, image: Image.Image):
+        self.image = image
+        self._by_scale: dict[float, tuple[Image.Image, float, float]] = {}
+
+    def resized(self, scale: float) -> tuple[Image.Image, float, float]:
+        key = round(scale, 9)
+        if key not in self._by_scale:
+            self._by_scale[key] = _resized(self.image, scale)
+        return self._by_scale[key]
+
+
 def _resized(image: Image.Image, scale: float) -> tuple[Image.Image, float, float]:
     """`image` resized by `scale`, and the exact per-axis factors that rounding produced."""
     if scale == 1.0:
@@ -543,6 +481,11 @@ def _resized(image: Image.Image, scale: float) -> tuple[Image.Image, float, floa
     resized = image.resize(new_size, resample, reducing_gap=2.0 if scale < 1 else None)
     return resized, new_size[0] / width, new_size[1] / height
 
+
+# A turned candidate is confirmed on a crop reaching this share of its size beyond it per side,
+# and counts as confirmed when a box found there overlaps it at least this much.
+CONFIRM_MARGIN = 0.5
+CONFIRM_SAME_FACE_IOU = 0.3
 
 # --------------------------------------------------------------------------- verification crops
 
