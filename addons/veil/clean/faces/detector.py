@@ -7,7 +7,6 @@ checked and compiled the first time a `CenterFace` is constructed.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.resources
 import math
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageStat
+from PIL import Image
 
 from ..options import DetectionSettings
 from . import rotation
@@ -326,64 +325,13 @@ class CenterFace:
         return candidates.subset(keep)
 
     def find_in_regions(
-        self,
-        image: Image.Image,
-        regions: list[Rect],
-        settings: DetectionSettings,
+        self, image: Image.Image, regions: list[Rect], settings: DetectionSettings, filled: bool = False
     ) -> list[Face]:
-        """Faces left inside `regions` (the masked areas), looking only at crops around them.
+        """Faces left inside `regions` (the masked areas) of `image`: see verification.py.
+        `filled`: the regions were filled with one colour (the opaque mask)."""
+        from . import verification  # it builds on this module, so it is imported when first needed
 
-        Used after masking to check that nothing recognisable is left, so it must be cheap:
-        the crops are small, and each is scaled so a face as big as its region is detectable.
-        A face counts when its centre lies inside a region and the region's content is what
-        makes it a face: see `_owed_to_content`.
-        """
-        regions = [r for r in regions if r[2] > r[0] and r[3] > r[1]]
-        found = []
-        for group in _verification_groups(image.size, regions):
-            crop = _as_rgb(image.crop(group.crop))
-            local_regions = [_shifted_rect(r, -group.crop[0], -group.crop[1]) for r in group.regions]
-            plan = group.plan()
-            candidates = self._detect_pass(crop, plan, settings).detections
-            inside = np.array([_centre_in_any(box, local_regions) for box in candidates.boxes], bool)
-            candidates = candidates.subset(inside)
-            if len(candidates.scores):
-                candidates = self._owed_to_content(crop, local_regions, candidates, plan, settings)
-            found.append(candidates.shifted(group.crop[0], group.crop[1]))
-        return Detections.concat(found).suppressed(settings.nms_iou).to_faces()
-
-    # ---- internals
-
-    def _owed_to_content(
-        self,
-        crop: Image.Image,
-        regions: list[Rect],
-        candidates: Detections,
-        plan: _Plan,
-        settings: DetectionSettings,
-    ) -> Detections:
-        """Only the candidates that need what is inside the regions to be seen as faces.
-
-        The network also answers to a head's outline: hair, ears and a collar around a
-        region, even when the region itself is one flat colour (measured: the astronaut tiled
-        small, opaquely masked, scored up to 0.42). So the same crop is checked once more
-        with each region flattened to its mean colour. A candidate that scores about as well
-        without the region's content is the outline talking, not a face left in the region.
-        """
-        control = crop.copy()
-        for region in regions:
-            mean = tuple(round(v) for v in ImageStat.Stat(crop.crop(region)).mean)
-            control.paste(mean, region)
-        # A lower threshold, so the control's score is measured even when it falls just under.
-        lower = max(settings.threshold - CONTENT_SCORE_MARGIN, 0.02)
-        control_settings = dataclasses.replace(settings, threshold=lower)
-        outline_only = self._detect_pass(control, plan, control_settings).detections
-        keep = np.ones(len(candidates.scores), bool)
-        for index, (box, score) in enumerate(zip(candidates.boxes, candidates.scores)):
-            same_place = ious(box, outline_only.boxes) >= CONTROL_SAME_FACE_IOU
-            outline_score = outline_only.scores[same_place].max(initial=0.0)
-            keep[index] = score >= outline_score + CONTENT_SCORE_MARGIN
-        return candidates.subset(keep)
+        return verification.faces_left(self, image, regions, settings, filled)
 
     def _detect_pass(
         self, image: Image.Image, plan: _Plan, settings: DetectionSettings, copies: _Copies | None = None
@@ -486,102 +434,6 @@ def _resized(image: Image.Image, scale: float) -> tuple[Image.Image, float, floa
 # and counts as confirmed when a box found there overlaps it at least this much.
 CONFIRM_MARGIN = 0.5
 CONFIRM_SAME_FACE_IOU = 0.3
-
-# --------------------------------------------------------------------------- verification crops
-
-# How far a verification crop reaches beyond its region, as a fraction of the region's size
-# per side: the network needs some context around a face to recognise it.
-CROP_MARGIN = 0.5
-# In verification, a face filling a region should appear at least this big to the network.
-VERIFY_FACE_PX = 32
-# A candidate must beat the same crop with its region flattened by this much to count as a
-# face left in the region. Measured on the astronaut and Grace Hopper, alone and tiled into
-# crowds with faces of 10-46 px: faces left unmasked or under a too-weak blur beat the
-# flattened control by 0.21-0.92; opaquely masked heads (the outline alone) by -0.08 to 0.13.
-CONTENT_SCORE_MARGIN = 0.15
-# Boxes this similar in the crop and in its flattened control are the same detection.
-CONTROL_SAME_FACE_IOU = 0.3
-
-
-@dataclass(frozen=True)
-class _CropGroup:
-    """One verification crop and the regions it was made for."""
-
-    crop: Rect
-    regions: list[Rect]
-    smallest_side: int  # of all the regions, px
-    largest_side: int
-
-    @classmethod
-    def around(cls, region: Rect, size: tuple[int, int]) -> _CropGroup:
-        x0, y0, x1, y1 = region
-        margin_x, margin_y = math.ceil((x1 - x0) * CROP_MARGIN), math.ceil((y1 - y0) * CROP_MARGIN)
-        width, height = size
-        crop = (
-            max(0, x0 - margin_x),
-            max(0, y0 - margin_y),
-            min(width, x1 + margin_x),
-            min(height, y1 + margin_y),
-        )
-        return cls(crop, [region], max(1, min(x1 - x0, y1 - y0)), max(1, x1 - x0, y1 - y0))
-
-    def can_join(self, other: _CropGroup) -> bool:
-        """Overlapping, and one scale still shows every region's face at a detectable size."""
-        smallest = min(self.smallest_side, other.smallest_side)
-        largest = max(self.largest_side, other.largest_side)
-        one_scale_fits = largest / smallest <= LARGEST_RELIABLE_FACE_PX / VERIFY_FACE_PX
-        return one_scale_fits and _overlaps(self.crop, other.crop)
-
-    def joined(self, other: _CropGroup) -> _CropGroup:
-        return _CropGroup(
-            _union(self.crop, other.crop),
-            self.regions + other.regions,
-            min(self.smallest_side, other.smallest_side),
-            max(self.largest_side, other.largest_side),
-        )
-
-    def plan(self) -> _Plan:
-        # Small regions are upscaled so a face filling them is comfortably above the network's
-        # limit; large ones downscaled so it is within the sizes the network knows.
-        upscale_small = max(1.0, VERIFY_FACE_PX / self.smallest_side)
-        scale = min(upscale_small, LARGEST_RELIABLE_FACE_PX / self.largest_side)
-        crop_long_side = max(self.crop[2] - self.crop[0], self.crop[3] - self.crop[1])
-        if crop_long_side * scale <= TILE_PX:
-            return _Plan(scale=scale)
-        # A crowd merges into one big crop: tile it so a face filling any region is whole in a tile.
-        return _Plan(scale=scale, overlap=_round_up(self.largest_side * scale, SIZE_MULTIPLE))
-
-
-def _verification_groups(size: tuple[int, int], regions: list[Rect]) -> list[_CropGroup]:
-    """Crops around the regions, overlapping ones merged so a crowd is not one crop per face."""
-    groups: list[_CropGroup] = []
-    for region in regions:
-        group = _CropGroup.around(region, size)
-        # Absorb every group it can join; a grown crop may reach further ones, so repeat.
-        while joinable := [other for other in groups if group.can_join(other)]:
-            for other in joinable:
-                group = group.joined(other)
-                groups.remove(other)
-        groups.append(group)
-    return groups
-
-
-def _overlaps(a: Rect, b: Rect) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _union(a: Rect, b: Rect) -> Rect:
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
-def _centre_in_any(box: np.ndarray, regions: list[Rect]) -> bool:
-    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return any(r[0] <= x < r[2] and r[1] <= y < r[3] for r in regions)
-
-
-def _shifted_rect(rect: Rect, dx: int, dy: int) -> Rect:
-    return (rect[0] + dx, rect[1] + dy, rect[2] + dx, rect[3] + dy)
-
 
 # --------------------------------------------------------------------------- process-wide instance
 
