@@ -265,10 +265,10 @@ class CenterFace:
         faces lying on their side or upside down are looked for too (see rotation.py)."""
         image = _as_rgb(image)
         copies = _Copies(image)
-        views = [self._search(copies, _plan_passes(*image.size, settings), settings)]
+        upright = self._search(copies, _plan_passes(*image.size, settings), settings).merged(settings.nms_iou).absorbed()
+        views = [upright]
         if turned:
-            views += self._search_turned(copies, settings)
-        views = [view.merged(settings.nms_iou).absorbed() for view in views]
+            views += self._search_turned(copies, upright, settings)
         return Detections.best_of(views, settings.nms_iou).to_faces()
 
     def _search(self, copies: _Copies, plans: list[_Plan], settings: DetectionSettings) -> Detections:
@@ -287,21 +287,24 @@ class CenterFace:
             finer.append(result)
         return Detections.concat(kept)
 
-    def _search_turned(self, copies: _Copies, settings: DetectionSettings) -> list[Detections]:
+    def _search_turned(self, copies: _Copies, upright: Detections, settings: DetectionSettings) -> list[Detections]:
         """Faces on their side or upside down, in the upright picture's pixels.
 
         One coarse copy (shared with the upright pyramid when it has one at that scale) is
         turned three times; each turn gets the pyramid from that scale up to the whole frame."""
         width, height = copies.image.size
-        scale = _fine_scale(max(width, height), settings) / rotation.TURNED_COARSENESS
-        small, sx, sy = copies.resized(scale)
+        fine = _fine_scale(max(width, height), settings)
+        small, sx, sy = copies.resized(rotation.turned_scale(fine, min(width, height), settings.largest_face_px))
         found = []
         for turn in rotation.TURNS:
             turned = _Copies(small.transpose(turn))
             plans = _plan_passes(*turned.image.size, settings, first_scale=1.0)
             in_turned = self._search(turned, plans, settings).merged(settings.nms_iou).absorbed()
             candidates = rotation.unturned(in_turned, turned.image.size, turn).scaled(sx, sy).clipped(width, height)
-            found.append(self._confirmed(copies.image, candidates, turn, scale * rotation.TURNED_COARSENESS, settings))
+            # A face the upright passes scored higher keeps its upright box (see Detections.best_of):
+            # no need to confirm the turned view of it.
+            candidates = candidates.subset(~candidates.outscored_by(upright, settings.nms_iou))
+            found.append(self._confirmed(copies.image, candidates, turn, fine, settings))
         return found
 
     def _confirmed(

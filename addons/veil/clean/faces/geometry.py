@@ -136,6 +136,14 @@ class Detections:
         kept, _ = _nms(every.boxes, every.scores, iou_threshold)
         return every.subset(np.sort(kept))
 
+    def outscored_by(self, others: Detections, iou_threshold: float) -> np.ndarray:
+        """Which of these boxes another box, overlapping it that much, scores at least as well."""
+        beaten = np.zeros(len(self.scores), bool)
+        for index, (box, score) in enumerate(zip(self.boxes, self.scores)):
+            same_face = ious(box, others.boxes) > iou_threshold
+            beaten[index] = bool((others.scores[same_face] >= score).any())
+        return beaten
+
     def to_faces(self) -> list[Face]:
         return [
             Face(box=tuple(float(v) for v in box), score=float(score))

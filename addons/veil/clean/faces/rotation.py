@@ -25,6 +25,18 @@ TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.
 TURNED_COARSENESS = 4
 
 
+def turned_scale(fine_scale: float, short_side: int, largest_face_px: int) -> float:
+    """The scale of the copy the turned passes search.
+
+    TURNED_COARSENESS times coarser than the finest upright pass; and where that copy would be
+    within twice the upright pyramid's last one, that last copy itself: one pass per turn, as on
+    a 12 MP photo, not two (on a 48 MP photo, turned faces are then found from ~160 px, the
+    same 2% of the long side as on 12 MP)."""
+    scale = fine_scale / TURNED_COARSENESS
+    last = largest_face_px / short_side
+    return min(scale, last) if short_side * scale <= 2 * largest_face_px else scale
+
+
 def turned_size(size: Size, turn: Image.Transpose) -> Size:
     width, height = size
     return (width, height) if turn is Image.Transpose.ROTATE_180 else (height, width)
