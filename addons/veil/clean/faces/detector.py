@@ -147,6 +147,10 @@ def _new_session(model_bytes: bytes, threads: int) -> onnxruntime.InferenceSessi
     # Idle worker threads must not spin on the core that is busy decoding/encoding JPEGs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: warnings would go to the proxy's stderr
+    # Without the memory pattern the arena reuses freed activations instead of reserving one
+    # block for a whole run at each input shape: measured 32 MB less peak per worker on a
+    # 12 MP photo (368 vs 400 MB), same time.
+    options.enable_mem_pattern = False
     return onnxruntime.InferenceSession(
         model_bytes, options, providers=["CPUExecutionProvider"]
     )
