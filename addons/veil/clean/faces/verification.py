@@ -22,8 +22,8 @@ from PIL import Image, ImageStat
 
 from ..options import DetectionSettings
 from . import rotation
-from .detector import LARGEST_RELIABLE_FACE_PX, SIZE_MULTIPLE, TILE_PX, CenterFace, _as_rgb, _Plan, _round_up
 from .geometry import Detections, Face, Rect, ious
+from .scale import LARGEST_RELIABLE_FACE_PX, SIZE_MULTIPLE, TILE_PX, _as_rgb, _Plan, _round_up
 
 # How far a verification crop reaches beyond its region, as a fraction of the region's size
 # per side: the network needs some context around a face to recognise it.
@@ -52,7 +52,7 @@ FLAT_MIN_SIDE = VERIFY_FACE_PX
 
 
 def faces_left(
-    detector: CenterFace, image: Image.Image, regions: list[Rect], settings: DetectionSettings, filled: bool = False
+    detector, image: Image.Image, regions: list[Rect], settings: DetectionSettings, filled: bool = False
 ) -> list[Face]:
     """Faces left inside `regions` of `image`, in its pixels. `filled`: the masks were one colour."""
     regions = [r for r in regions if r[2] > r[0] and r[3] > r[1]]
@@ -79,7 +79,7 @@ def still_flat(image: Image.Image, region: Rect) -> bool:
 
 
 def _faces_in_crop(
-    detector: CenterFace, crop: Image.Image, regions: list[Rect], plan: _Plan, settings: DetectionSettings, turn
+    detector, crop: Image.Image, regions: list[Rect], plan: _Plan, settings: DetectionSettings, turn
 ) -> Detections:
     """Faces owed to the regions' content in `crop` turned by `turn` (None: upright), in crop pixels."""
     if turn is not None:
@@ -96,7 +96,7 @@ def _faces_in_crop(
 
 
 def _owed_to_content(
-    detector: CenterFace,
+    detector,
     crop: Image.Image,
     regions: list[Rect],
     candidates: Detections,
