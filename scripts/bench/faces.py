@@ -309,12 +309,13 @@ def extra_sections(rows: list[dict], scrub_ms: float, turned: dict, big: dict, m
     if memory is None:
         out.append("Memory under 8 concurrent 12 MP uploads: not measured (skipped or failed).")
         return out
-    workers = ", ".join(f"{size:,.0f} MB" for size in memory["worker_hwm_mb"])
-    out.append(f"Memory, mitmdump + Veil (default policy, {len(memory['worker_hwm_mb'])} workers) with {memory['uploads']} clients uploading "
+    children = ", ".join(f"{size:,.0f} MB" for size in memory["worker_hwm_mb"])
+    out.append(f"Memory, mitmdump + Veil (default policy, veil_workers = cpu_count = {os.cpu_count()}) with {memory['uploads']} clients uploading "
                f"a 12 MP crowd photo each at once ({memory['ok']}/{memory['uploads']} answered 2xx in {memory['wall']:.1f} s): "
                f"peak {memory['peak_mb']:,.0f} MB summed over the process tree (sampled every 50 ms; idle before: "
                f"{memory['idle_mb']:,.0f} MB), mitmdump itself {memory['proxy_at_peak_mb']:,.0f} MB at that moment and "
-               f"{memory['proxy_hwm_mb']:,.0f} MB at its own peak; per worker peak (VmHWM) {workers} "
+               f"{memory['proxy_hwm_mb']:,.0f} MB at its own peak; peak (VmHWM) of each process under it "
+               f"(the workers, the forkserver, the resource tracker) {children} "
                f"(target ≤ 600 MB → {'**met**' if memory['peak_mb'] <= 600 else '**MISSED**'}).")
     return out
 
