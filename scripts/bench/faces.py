@@ -153,7 +153,8 @@ def enlarged(boxes, scale: float = MASK_SCALE) -> list:
 
 def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
     from veil import sanitise
-    from veil.clean.faces.detector import _Plan, default_detector
+    from veil.clean.faces.detector import default_detector
+    from veil.clean.faces.scale import Plan
     from veil.clean.faces.mask import covered_rect
     from veil.clean.options import DetectionSettings, SanitiseOptions
 
@@ -196,7 +197,7 @@ def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
         def run(photo):
             image = decoded[photo.name]
             scale = min(1.0, long_side / max(image.size)) if long_side else 1.0
-            found = detector._detect_pass(image, _Plan(scale=scale), settings).detections
+            found = detector._detect_pass(image, Plan(scale=scale), settings).detections
             # Masked as Veil masks (x1.3, at least 6 px per side), so only the search differs.
             return [covered_rect(f, settings.mask_scale, image.size, settings.mask_min_margin_px)
                     for f in found.to_faces()], None

@@ -20,17 +20,17 @@ from PIL import Image
 from ..options import DetectionSettings
 from . import rotation, verification
 from .geometry import Detections, Face, Rect, ious
-from .scale import (  # noqa: F401  (_plan_passes, _tile_spans: tests and the benchmark read them here)
+from .scale import (
     LARGEST_RELIABLE_FACE_PX,
     SIZE_MULTIPLE,
-    _as_rgb,
-    _Copies,
-    _fine_scale,
-    _PassResult,
-    _Plan,
-    _plan_passes,
-    _round_up,
-    _tile_spans,
+    Copies,
+    PassResult,
+    Plan,
+    as_rgb,
+    fine_scale,
+    plan_passes,
+    round_up,
+    tile_spans,
 )
 
 if TYPE_CHECKING:
@@ -159,17 +159,17 @@ class CenterFace:
     def detect(self, image: Image.Image, settings: DetectionSettings, turned: bool = True) -> list[Face]:
         """Faces in `image` (already upright), boxes in its pixel coordinates. With `turned`,
         faces lying on their side or upside down are looked for too (see rotation.py)."""
-        image = _as_rgb(image)
-        copies = _Copies(image)
-        upright = self._search(copies, _plan_passes(*image.size, settings), settings).merged(settings.nms_iou).absorbed()
+        image = as_rgb(image)
+        copies = Copies(image)
+        upright = self._search(copies, plan_passes(*image.size, settings), settings).merged(settings.nms_iou).absorbed()
         views = [upright]
         if turned:
             views += self._search_turned(copies, upright, settings)
         return Detections.best_of(views, settings.nms_iou).to_faces()
 
-    def _search(self, copies: _Copies, plans: list[_Plan], settings: DetectionSettings) -> Detections:
+    def _search(self, copies: Copies, plans: list[Plan], settings: DetectionSettings) -> Detections:
         """The pyramid of passes `plans` over copies.image; boxes in its pixels, not yet merged."""
-        finer: list[_PassResult] = []
+        finer: list[PassResult] = []
         kept: list[Detections] = []
         for plan in plans:
             result = self._detect_pass(copies.image, plan, settings, copies)
@@ -183,18 +183,18 @@ class CenterFace:
             finer.append(result)
         return Detections.concat(kept)
 
-    def _search_turned(self, copies: _Copies, upright: Detections, settings: DetectionSettings) -> list[Detections]:
+    def _search_turned(self, copies: Copies, upright: Detections, settings: DetectionSettings) -> list[Detections]:
         """Faces on their side or upside down, in the upright picture's pixels.
 
         One coarse copy (shared with the upright pyramid when it has one at that scale) is
         turned three times; each turn gets the pyramid from that scale up to the whole frame."""
         width, height = copies.image.size
-        fine = _fine_scale(max(width, height), settings)
+        fine = fine_scale(max(width, height), settings)
         small, sx, sy = copies.resized(rotation.turned_scale(fine, min(width, height), settings.largest_face_px))
         found = []
         for turn in rotation.TURNS:
-            turned = _Copies(small.transpose(turn))
-            plans = _plan_passes(*turned.image.size, settings, first_scale=1.0)
+            turned = Copies(small.transpose(turn))
+            plans = plan_passes(*turned.image.size, settings, first_scale=1.0)
             in_turned = self._search(turned, plans, settings).merged(settings.nms_iou).absorbed()
             candidates = rotation.unturned(in_turned, turned.image.size, turn).scaled(sx, sy).clipped(width, height)
             # A face the upright passes scored higher keeps its upright box (see Detections.best_of):
@@ -219,7 +219,7 @@ class CenterFace:
             crop_rect = rotation.around(box, image.size, CONFIRM_MARGIN)
             crop = image.crop(crop_rect).transpose(turn)
             long_side = max(box[2] - box[0], box[3] - box[1])
-            plan = _Plan(scale=min(fine_scale, LARGEST_RELIABLE_FACE_PX / max(long_side, 1.0)))
+            plan = Plan(scale=min(fine_scale, LARGEST_RELIABLE_FACE_PX / max(long_side, 1.0)))
             seen = self._detect_pass(crop, plan, settings).detections
             seen = rotation.unturned(seen, crop.size, turn).shifted(crop_rect[0], crop_rect[1])
             keep[index] = bool((ious(box, seen.boxes) >= CONFIRM_SAME_FACE_IOU).any())
@@ -233,11 +233,11 @@ class CenterFace:
         return verification.faces_left(self, image, regions, settings, filled)
 
     def _detect_pass(
-        self, image: Image.Image, plan: _Plan, settings: DetectionSettings, copies: _Copies | None = None
-    ) -> _PassResult:
+        self, image: Image.Image, plan: Plan, settings: DetectionSettings, copies: Copies | None = None
+    ) -> PassResult:
         """Detect on `image` resized by plan.scale; boxes come back in `image`'s pixels.
         `copies` (of this image) keeps the resized copy for later passes at the same scale."""
-        working, sx, sy = (copies or _Copies(image)).resized(plan.scale)
+        working, sx, sy = (copies or Copies(image)).resized(plan.scale)
         pixels = np.asarray(working)
         height, width = pixels.shape[:2]
         if plan.overlap is None:
@@ -245,15 +245,15 @@ class CenterFace:
         else:
             windows = [
                 (left, top, right, bottom)
-                for top, bottom in _tile_spans(height, plan.overlap, plan.tile)
-                for left, right in _tile_spans(width, plan.overlap, plan.tile)
+                for top, bottom in tile_spans(height, plan.overlap, plan.tile)
+                for left, right in tile_spans(width, plan.overlap, plan.tile)
             ]
         found = [
             self._infer(pixels[y0:y1, x0:x1], settings).shifted(x0, y0) for x0, y0, x1, y1 in windows
         ]
         # Faces in tile overlaps are found twice; keep the best box of each.
         detections = Detections.concat(found).suppressed(settings.nms_iou)
-        return _PassResult(
+        return PassResult(
             detections=detections.scaled(sx, sy).clipped(*image.size),
             windows=[(x0 / sx, y0 / sy, x1 / sx, y1 / sy) for x0, y0, x1, y1 in windows],
             largest_face=plan.largest_face / plan.scale,
@@ -263,7 +263,7 @@ class CenterFace:
         """Run the network on an RGB uint8 H x W x 3 array; boxes in its pixels, NMS applied."""
         height, width = pixels.shape[:2]
         blob = np.zeros(
-            (1, 3, _round_up(height, SIZE_MULTIPLE), _round_up(width, SIZE_MULTIPLE)), np.float32
+            (1, 3, round_up(height, SIZE_MULTIPLE), round_up(width, SIZE_MULTIPLE)), np.float32
         )
         # Zero padding on the right and bottom keeps the top-left origin, so no remapping is needed.
         blob[0, :, :height, :width] = pixels.transpose(2, 0, 1)

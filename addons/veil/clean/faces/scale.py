@@ -40,7 +40,7 @@ HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """One detection pass: the image resized by `scale`, whole or in overlapping tiles."""
 
     scale: float  # working copy = original x scale
@@ -50,7 +50,7 @@ class _Plan:
 
 
 @dataclass
-class _PassResult:
+class PassResult:
     detections: Detections  # in the original image's pixels
     windows: list[tuple[float, float, float, float]]  # what each inference saw, original pixels
     largest_face: float  # faces up to this long side (original px) are found whole in a window
@@ -65,19 +65,19 @@ class _PassResult:
         return small_enough & inside_any
 
 
-def _plan_passes(width: int, height: int, settings: DetectionSettings, first_scale: float | None = None) -> list[_Plan]:
+def plan_passes(width: int, height: int, settings: DetectionSettings, first_scale: float | None = None) -> list[Plan]:
     """A pyramid of passes that together find faces from min_face_px up to the whole frame.
 
     The first pass runs at the scale that keeps min_face_px detectable. Each following pass is
     at most PYRAMID_RATIO coarser and covers the faces the previous one cannot see whole: those
     cut by its tile seams, or those too big for the network. The last pass sees a face filling
     the short side at no more than settings.largest_face_px. (`CenterFace.detect` keeps a
-    coarse pass's box only where no finer pass saw that spot whole: see `_PassResult`.)
+    coarse pass's box only where no finer pass saw that spot whole: see `PassResult`.)
     """
     long_side, short_side = max(width, height), min(width, height)
     largest, tile = settings.largest_face_px, settings.tile_px
-    scale = _fine_scale(long_side, settings) if first_scale is None else first_scale
-    plans: list[_Plan] = []
+    scale = fine_scale(long_side, settings) if first_scale is None else first_scale
+    plans: list[Plan] = []
     while True:
         # (+0.5: scale may be exactly largest / short_side, give or take a rounding error)
         is_last = short_side * scale <= largest + 0.5
@@ -89,20 +89,20 @@ def _plan_passes(width: int, height: int, settings: DetectionSettings, first_sca
             overlap = None
         elif is_last:
             # Nothing coarser follows, so tiles overlap by the whole short side: any face fits.
-            overlap = _round_up(short_side * scale, SIZE_MULTIPLE)
+            overlap = round_up(short_side * scale, SIZE_MULTIPLE)
         else:
             # Faces up to twice the smallest one the next pass finds lie whole in some tile;
             # larger ones, possibly cut at a seam here, are found by the next pass.
-            overlap = _round_up(2 * SMALLEST_RELIABLE_FACE_PX * scale / next_scale, SIZE_MULTIPLE)
+            overlap = round_up(2 * SMALLEST_RELIABLE_FACE_PX * scale / next_scale, SIZE_MULTIPLE)
         if overlap is not None:
-            overlap = max(overlap, _round_up(settings.tile_overlap_px, SIZE_MULTIPLE))
-        plans.append(_Plan(scale=scale, overlap=overlap, tile=tile, largest_face=largest))
+            overlap = max(overlap, round_up(settings.tile_overlap_px, SIZE_MULTIPLE))
+        plans.append(Plan(scale=scale, overlap=overlap, tile=tile, largest_face=largest))
         if is_last:
             return plans
         scale = next_scale
 
 
-def _fine_scale(long_side: int, settings: DetectionSettings) -> float:
+def fine_scale(long_side: int, settings: DetectionSettings) -> float:
     """The scale that keeps a face of settings.min_face_px detectable, within the time budget."""
     if long_side < settings.upscale_below:
         # Small uploads: faces in them are small too, and CenterFace misses faces under ~12 px.
@@ -113,12 +113,12 @@ def _fine_scale(long_side: int, settings: DetectionSettings) -> float:
     return max(fits_budget, keeps_min_face)
 
 
-def _round_up(value: float, multiple: int) -> int:
+def round_up(value: float, multiple: int) -> int:
     # The small tolerance keeps 96.00000001 (a float rounding error) at 96.
     return int(math.ceil(value / multiple - 1e-9) * multiple)
 
 
-def _tile_spans(length: int, overlap: int, tile: int = TILE_PX) -> list[tuple[int, int]]:
+def tile_spans(length: int, overlap: int, tile: int = TILE_PX) -> list[tuple[int, int]]:
     """Equal windows of at most `tile` px covering [0, length), neighbours sharing `overlap` px."""
     if length <= tile:
         return [(0, length)]
@@ -126,12 +126,12 @@ def _tile_spans(length: int, overlap: int, tile: int = TILE_PX) -> list[tuple[in
     overlap = min(overlap, tile // 2)
     count = math.ceil((length - overlap) / (tile - overlap))
     # Spread the windows evenly rather than leaving a sliver at the end: less padding work.
-    window = min(tile, _round_up((length + (count - 1) * overlap) / count, SIZE_MULTIPLE))
+    window = min(tile, round_up((length + (count - 1) * overlap) / count, SIZE_MULTIPLE))
     step = (length - window) / (count - 1)
     return [(round(i * step), round(i * step) + window) for i in range(count)]
 
 
-def _as_rgb(image: Image.Image) -> Image.Image:
+def as_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB for the network. Alpha is ignored on purpose: colour hidden under transparent
     pixels still leaves with the image, so faces there must be found too."""
     if image.mode == "RGB":
@@ -145,7 +145,7 @@ def _as_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-class _Copies:
+class Copies:
     """An image and its resized copies, made once each: the upright pyramid and the turned
     passes often want the same coarse copy, and resizing 12 MP costs tens of milliseconds."""
 

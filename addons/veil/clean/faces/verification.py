@@ -23,7 +23,7 @@ from PIL import Image, ImageStat
 from ..options import DetectionSettings
 from . import rotation
 from .geometry import Detections, Face, Rect, ious
-from .scale import LARGEST_RELIABLE_FACE_PX, SIZE_MULTIPLE, TILE_PX, _as_rgb, _Plan, _round_up
+from .scale import LARGEST_RELIABLE_FACE_PX, SIZE_MULTIPLE, TILE_PX, as_rgb, Plan, round_up
 
 # How far a verification crop reaches beyond its region, as a fraction of the region's size
 # per side: the network needs some context around a face to recognise it.
@@ -63,7 +63,7 @@ def faces_left(
         regions = [r for r in regions if not still_flat(image, r)]
     found = []
     for group in _verification_groups(image.size, regions):
-        crop = _as_rgb(image.crop(group.crop))
+        crop = as_rgb(image.crop(group.crop))
         local_regions = [_shifted_rect(r, -group.crop[0], -group.crop[1]) for r in group.regions]
         for turn in (None, *rotation.TURNS):
             found.append(_faces_in_crop(detector, crop, local_regions, group.plan(), settings, turn).shifted(*group.crop[:2]))
@@ -76,13 +76,13 @@ def still_flat(image: Image.Image, region: Rect) -> bool:
     if min(x1 - x0, y1 - y0) < FLAT_MIN_SIDE:
         return False
     inner = (x0 + FLAT_EDGE_PX, y0 + FLAT_EDGE_PX, x1 - FLAT_EDGE_PX, y1 - FLAT_EDGE_PX)
-    pixels = np.asarray(_as_rgb(image.crop(inner)), dtype=np.int16).reshape(-1, 3)
+    pixels = np.asarray(as_rgb(image.crop(inner)), dtype=np.int16).reshape(-1, 3)
     median = np.median(pixels, axis=0)
     return bool(np.abs(pixels - median).max() <= FLAT_TOLERANCE)
 
 
 def _faces_in_crop(
-    detector, crop: Image.Image, regions: list[Rect], plan: _Plan, settings: DetectionSettings, turn
+    detector, crop: Image.Image, regions: list[Rect], plan: Plan, settings: DetectionSettings, turn
 ) -> Detections:
     """Faces owed to the regions' content in `crop` turned by `turn` (None: upright), in crop pixels."""
     if turn is not None:
@@ -103,7 +103,7 @@ def _owed_to_content(
     crop: Image.Image,
     regions: list[Rect],
     candidates: Detections,
-    plan: _Plan,
+    plan: Plan,
     settings: DetectionSettings,
 ) -> Detections:
     """Only the candidates that need what is inside the regions to be seen as faces.
@@ -167,16 +167,16 @@ class _CropGroup:
             max(self.largest_side, other.largest_side),
         )
 
-    def plan(self) -> _Plan:
+    def plan(self) -> Plan:
         # Small regions are upscaled so a face filling them is comfortably above the network's
         # limit; large ones downscaled so it is within the sizes the network knows.
         upscale_small = max(1.0, VERIFY_FACE_PX / self.smallest_side)
         scale = min(upscale_small, LARGEST_RELIABLE_FACE_PX / self.largest_side)
         crop_long_side = max(self.crop[2] - self.crop[0], self.crop[3] - self.crop[1])
         if crop_long_side * scale <= TILE_PX:
-            return _Plan(scale=scale)
+            return Plan(scale=scale)
         # A crowd merges into one big crop: tile it so a face filling any region is whole in a tile.
-        return _Plan(scale=scale, overlap=_round_up(self.largest_side * scale, SIZE_MULTIPLE))
+        return Plan(scale=scale, overlap=round_up(self.largest_side * scale, SIZE_MULTIPLE))
 
 
 def _verification_groups(size: tuple[int, int], regions: list[Rect]) -> list[_CropGroup]:
