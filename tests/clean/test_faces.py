@@ -21,6 +21,7 @@ from sample_faces import (
 from veil.clean.faces import CenterFace, Face, apply_masks, default_detector
 from veil.clean.faces import detector as detector_module
 from veil.clean.faces import mask as mask_module
+from veil.clean.faces import verification
 from veil.clean.faces.mask import covered_rect
 from veil.clean.options import DetectionSettings, FaceMode
 
@@ -305,7 +306,7 @@ def test_verification_of_small_regions_upscales(detector):
 
 
 def test_verification_crops_merge_only_neighbours_of_similar_size():
-    groups = detector_module._verification_groups(
+    groups = verification._verification_groups(
         (2000, 2000),
         [(100, 100, 140, 140), (150, 100, 190, 140), (1500, 1500, 1540, 1540), (180, 90, 1000, 900)],
     )

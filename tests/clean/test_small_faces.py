@@ -62,12 +62,13 @@ def test_default_settings_mask_every_small_face_in_a_12_mp_photo_opaquely(crowd)
 
 
 def test_small_uploads_are_upscaled_before_detection():
-    from veil.clean.faces.detector import _plan_passes, default_detector
+    from veil.clean.faces.detector import default_detector
+    from veil.clean.faces.scale import plan_passes
     from veil.clean.options import DetectionSettings
 
     settings = DetectionSettings()
-    assert _plan_passes(480, 360, settings)[0].scale == 2.0
-    assert _plan_passes(480, 360, DetectionSettings(upscale_below=0))[0].scale == 1.0
+    assert plan_passes(480, 360, settings)[0].scale == 2.0
+    assert plan_passes(480, 360, DetectionSettings(upscale_below=0))[0].scale == 1.0
     # A 12 px face in a 480 x 360 upload: found on the upscaled copy.
     picture = astronaut()
     factor = 12 / (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])
@@ -80,14 +81,14 @@ def test_small_uploads_are_upscaled_before_detection():
 
 
 def test_tile_and_coarse_settings_shape_the_passes():
-    from veil.clean.faces.detector import _plan_passes, _tile_spans
+    from veil.clean.faces.scale import plan_passes, tile_spans
     from veil.clean.options import DetectionSettings
 
-    default = _plan_passes(4000, 3000, DetectionSettings())
+    default = plan_passes(4000, 3000, DetectionSettings())
     assert default[0].scale == pytest.approx(0.6) and default[0].tile == 1024
     assert default[-1].scale * 3000 == pytest.approx(450)
-    small_tiles = _plan_passes(4000, 3000, DetectionSettings(tile_px=512, largest_face_px=256))
+    small_tiles = plan_passes(4000, 3000, DetectionSettings(tile_px=512, largest_face_px=256))
     assert small_tiles[0].tile == 512 and small_tiles[-1].scale * 3000 == pytest.approx(256)
-    spans = _tile_spans(2400, small_tiles[0].overlap, 512)
+    spans = tile_spans(2400, small_tiles[0].overlap, 512)
     assert max(b - a for a, b in spans) <= 512 and spans[0][0] == 0 and spans[-1][1] == 2400
     assert all(b2 > a2 and a2 < b1 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))  # they overlap

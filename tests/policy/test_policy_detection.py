@@ -144,9 +144,9 @@ def test_the_tile_overlap_must_fit_in_half_a_tile():
 
 
 def test_a_larger_tile_overlap_is_used_where_the_pass_needs_less():
-    from veil.clean.faces.detector import _plan_passes
+    from veil.clean.faces.scale import plan_passes
 
-    default = _plan_passes(4000, 3000, DetectionSettings())
-    wider = _plan_passes(4000, 3000, DetectionSettings(tile_overlap_px=200))
+    default = plan_passes(4000, 3000, DetectionSettings())
+    wider = plan_passes(4000, 3000, DetectionSettings(tile_overlap_px=200))
     assert default[0].overlap == 96 and wider[0].overlap == 224  # rounded up to the network's 32 px step
     assert wider[-1].overlap == default[-1].overlap  # the coarsest pass already overlaps more

@@ -124,7 +124,10 @@ def _mask_pixels(image_format, header, stripped, options, clock, target: int | N
             faces = default_detector().detect(upright, options.detection)
         if faces:
             with clock.lap("mask"):
-                masked, masks = apply_masks(upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px)
+                # In place: `upright` is this function's own decode (or copy), read again only for its ICC.
+                masked, masks = apply_masks(
+                    upright, faces, options.faces, options.detection.mask_scale, options.detection.mask_min_margin_px, in_place=True
+                )
     masked, text = _mask_text(masked, options, clock)
     if not faces and not (text and text.rects):
         return stripped.data, [], [], None, text

@@ -127,6 +127,8 @@ def _exif_as_opened(image: Image.Image) -> Image.Exif:
 def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: int = 1) -> str:
     from .faces import default_detector
 
+    # An opaque fill that is still flat in the output holds nothing: checked by looking, not inferring.
+    filled = options.faces is FaceMode.MASK
     leftover = []
     with Image.open(io.BytesIO(output)) as image:
         if frames > 1:
@@ -140,10 +142,10 @@ def _faces_gone(output: bytes, masks: list, options: SanitiseOptions, frames: in
                     raise VerificationFailed(f"the masked animation has fewer frames than the {index + 1} masked") from None
                 image.load()
                 frame = image.convert("RGBA")
-                leftover += default_detector().find_in_regions(frame, rects, options.detection)
+                leftover += default_detector().find_in_regions(frame, rects, options.detection, filled)
         else:
             image.load()
-            leftover = default_detector().find_in_regions(image, masks, options.detection)
+            leftover = default_detector().find_in_regions(image, masks, options.detection, filled)
     if leftover:
         raise VerificationFailed(
             f"{len(leftover)} face(s) are still detectable inside the masked areas ({options.faces.value}); "
