@@ -92,6 +92,12 @@ class TextReader:
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 "Det.limit_type": "max",
+                # One line per recognition run: a batch is padded to its widest line, and the
+                # lines of a screenshot range from one word to the whole width. Measured on
+                # 1080p screenshots: 2.60 s per image at 16, 2.10 s at 6 (the default), 1.72 s
+                # at 1 (one small run; in scripts/bench/text the time was within noise of 6),
+                # and a whole `veil scrub` process peaked at 826 MiB instead of 1,027.
+                "Rec.rec_batch_num": 1,
             }
         )
         logging.getLogger("RapidOCR").propagate = False  # its own handler; never the proxy's log
