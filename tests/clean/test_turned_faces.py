@@ -5,7 +5,7 @@ The fixtures are made here: the registry photos (scikit-image's astronaut, matpl
 Hopper) and the annotated dev photos in ../shared/data/faces, turned by Pillow and re-saved as
 JPEG without any EXIF, so nothing but the pixels says which way is up. Expected boxes are
 turned by drawing them into a mask picture and turning that the same way: independent of the
-box arithmetic in veil.clean.faces.rotation.
+box arithmetic in veil.clean.turns.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from PIL import Image
 
 from sample_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut, grace_hopper, jpeg_bytes
 from veil import sanitise
-from veil.clean.faces import default_detector, rotation, verification
+from veil.clean import turns
+from veil.clean.faces import default_detector, verification
 from veil.clean.faces.mask import apply_masks
 from veil.clean.options import DetectionSettings, FaceMode, SanitiseOptions
 
 SETTINGS = DetectionSettings()
-TURNS = {
-    90: Image.Transpose.ROTATE_90,
-    180: Image.Transpose.ROTATE_180,
-    270: Image.Transpose.ROTATE_270,
-}
+TURNS = turns.BY_DEGREES
 DEV_FACES = Path(os.environ.get("VEIL_BENCH_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "faces"
 MIN_TURNED_RECALL = 0.98  # issue 18's target
 
@@ -69,10 +66,10 @@ def centre_found(expected, faces) -> bool:
 def test_turned_boxes_land_where_pillow_turns_the_pixels(angle):
     turn, size, box = TURNS[angle], (300, 200), (30, 40, 90, 170)
     expected = turned_box(box, size, turn)
-    assert rotation.turn_rect(box, size, turn) == expected
-    turned = rotation.turned_size(size, turn)
+    assert turns.turn_rect(box, size, turn) == expected
+    turned = turns.turned_size(size, turn)
     assert turned == Image.new("L", size).transpose(turn).size
-    back = rotation.turn_boxes(np.asarray([expected], float), turned, rotation.inverse(turn))[0]
+    back = turns.turn_boxes(np.asarray([expected], float), turned, turns.inverse(turn))[0]
     assert tuple(back) == box
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from .. import turns
 from ..options import DetectionSettings
 from . import rotation, verification
 from .geometry import Detections, Face, Rect, ious
@@ -192,7 +193,7 @@ class CenterFace:
         fine = fine_scale(max(width, height), settings)
         small, sx, sy = copies.resized(rotation.turned_scale(fine, min(width, height), settings.largest_face_px))
         found = []
-        for turn in rotation.TURNS:
+        for turn in turns.TURNS:
             turned = Copies(small.transpose(turn))
             plans = plan_passes(*turned.image.size, settings, first_scale=1.0)
             in_turned = self._search(turned, plans, settings).merged(settings.nms_iou).absorbed()

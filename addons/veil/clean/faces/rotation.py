@@ -13,12 +13,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..turns import Size, inverse, turn_boxes
 from .geometry import Detections, Rect
 
-Size = tuple[int, int]
-
-# The three quarter turns searched besides upright (PIL turns counter-clockwise).
-TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 # Turned passes start this many times coarser than the finest upright pass: the upright
 # pyramid's own step, so on large photos they reuse its second copy. At the default settings
 # a turned face is found from ~4 x min_face_px (80 px on a 12 MP photo, 24 px on a small upload).
@@ -37,47 +34,9 @@ def turned_scale(fine_scale: float, short_side: int, largest_face_px: int) -> fl
     return min(scale, last) if short_side * scale <= 2 * largest_face_px else scale
 
 
-def turned_size(size: Size, turn: Image.Transpose) -> Size:
-    width, height = size
-    return (width, height) if turn is Image.Transpose.ROTATE_180 else (height, width)
-
-
-def turn_points(xs: np.ndarray, ys: np.ndarray, size: Size, turn: Image.Transpose):
-    """Where points of a picture of `size` land in that picture turned by `turn`."""
-    width, height = size
-    if turn is Image.Transpose.ROTATE_90:
-        return ys, width - xs
-    if turn is Image.Transpose.ROTATE_180:
-        return width - xs, height - ys
-    if turn is Image.Transpose.ROTATE_270:
-        return height - ys, xs
-    raise ValueError(f"not a quarter turn: {turn}")
-
-
-def inverse(turn: Image.Transpose) -> Image.Transpose:
-    return {
-        Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
-        Image.Transpose.ROTATE_180: Image.Transpose.ROTATE_180,
-        Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
-    }[turn]
-
-
-def turn_boxes(boxes: np.ndarray, size: Size, turn: Image.Transpose) -> np.ndarray:
-    """Boxes (N x 4) of a picture of `size`, as boxes of the picture turned by `turn`.
-    A quarter turn maps an upright rectangle onto an upright rectangle exactly."""
-    x0, y0 = turn_points(boxes[:, 0], boxes[:, 1], size, turn)
-    x1, y1 = turn_points(boxes[:, 2], boxes[:, 3], size, turn)
-    return np.stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)], axis=1)
-
-
 def unturned(found: Detections, turned: Size, turn: Image.Transpose) -> Detections:
     """Detections made on a picture turned by `turn` (of size `turned`), in the unturned one's pixels."""
     return Detections(turn_boxes(found.boxes, turned, inverse(turn)), found.scores)
-
-
-def turn_rect(rect: Rect, size: Size, turn: Image.Transpose) -> Rect:
-    box = turn_boxes(np.asarray([rect], np.float64), size, turn)[0]
-    return tuple(int(round(v)) for v in box)
 
 
 def around(box, size: Size, margin: float) -> Rect:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageStat
 
+from .. import turns
 from ..options import DetectionSettings
 from . import rotation
 from .geometry import Detections, Face, Rect, ious
@@ -65,7 +66,7 @@ def faces_left(
     for group in _verification_groups(image.size, regions):
         crop = as_rgb(image.crop(group.crop))
         local_regions = [_shifted_rect(r, -group.crop[0], -group.crop[1]) for r in group.regions]
-        for turn in (None, *rotation.TURNS):
+        for turn in (None, *turns.TURNS):
             found.append(_faces_in_crop(detector, crop, local_regions, group.plan(), settings, turn).shifted(*group.crop[:2]))
     return Detections.concat(found).suppressed(settings.nms_iou).to_faces()
 
@@ -86,7 +87,7 @@ def _faces_in_crop(
 ) -> Detections:
     """Faces owed to the regions' content in `crop` turned by `turn` (None: upright), in crop pixels."""
     if turn is not None:
-        regions = [rotation.turn_rect(r, crop.size, turn) for r in regions]
+        regions = [turns.turn_rect(r, crop.size, turn) for r in regions]
         turned = crop.transpose(turn)
     else:
         turned = crop

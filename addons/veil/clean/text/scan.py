@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from .. import turns
 from ..options import TextDetectionSettings, TextMode
 from . import codes, pii
 from .masks import grown, span_rect
 from .ocr import Line, Rect, default_reader
 
-TURNS = (90, 180, 270)  # degrees counter-clockwise, as Image.rotate counts
+TURNS = tuple(turns.BY_DEGREES)  # degrees counter-clockwise, as Image.rotate counts
 # A character counts as read well when its line scored at least this.
 WELL_READ_SCORE = 0.8
 # The turns are tried only when the detector found at least this many lines (or lines on
@@ -39,7 +40,7 @@ def scan(image: Image.Image, mode: TextMode, settings: TextDetectionSettings) ->
     rects = [codes.masked_rect(code, image.size) for code in found_codes]
     kinds: Counter[str] = Counter({pii.CODE: len(found_codes)} if found_codes else {})
     lines, turn = read_best_turn(image, settings)
-    turned_size = _turned(image.size, turn)
+    turned_size = turns.turned_size(image.size, turns.BY_DEGREES[turn]) if turn else image.size
     for kind, rect in _text_rects(lines, mode, settings, turned_size):
         rects.append(unturn_rect(rect, turn, image.size))
         kinds[kind] += 1
@@ -107,18 +108,6 @@ def _reads_well(lines: list[Line], settings: TextDetectionSettings) -> bool:
     return _legibility(lines) >= settings.rotate_below_chars and on_end * 2 < len(lines)
 
 
-def _turned(size: tuple[int, int], turn: int) -> tuple[int, int]:
-    return (size[1], size[0]) if turn in (90, 270) else size
-
-
 def unturn_rect(rect: Rect, turn: int, upright_size: tuple[int, int]) -> Rect:
     """A rectangle of the picture turned `turn` degrees counter-clockwise, in upright pixels."""
-    width, height = upright_size
-    x0, y0, x1, y1 = rect
-    if turn == 90:  # upright (x, y) -> turned (y, width - x)
-        return width - y1, x0, width - y0, x1
-    if turn == 180:
-        return width - x1, height - y1, width - x0, height - y0
-    if turn == 270:  # upright (x, y) -> turned (height - y, x)
-        return y0, height - x1, y1, height - x0
-    return rect
+    return turns.unturn_rect(rect, turns.BY_DEGREES[turn], upright_size) if turn else rect
