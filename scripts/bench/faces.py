@@ -197,7 +197,7 @@ def veil_rows(photos: list[Photo], reps: int) -> list[dict]:
         def run(photo):
             image = decoded[photo.name]
             scale = min(1.0, long_side / max(image.size)) if long_side else 1.0
-            found = detector._detect_pass(image, Plan(scale=scale), settings).detections
+            found = detector.detect_pass(image, Plan(scale=scale), settings).detections
             # Masked as Veil masks (x1.3, at least 6 px per side), so only the search differs.
             return [covered_rect(f, settings.mask_scale, image.size, settings.mask_min_margin_px)
                     for f in found.to_faces()], None

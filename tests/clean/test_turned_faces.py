@@ -145,7 +145,7 @@ def test_a_flat_fill_is_proven_without_inference(monkeypatch):
         def no_inference(*args, **kwargs):
             raise AssertionError("a flat fill needs no inference")
 
-        monkeypatch.setattr(default_detector(), "_detect_pass", no_inference)
+        monkeypatch.setattr(default_detector(), "detect_pass", no_inference)
         assert default_detector().find_in_regions(output, rects, SETTINGS, filled=True) == []
 
 

@@ -173,7 +173,7 @@ class CenterFace:
         finer: list[PassResult] = []
         kept: list[Detections] = []
         for plan in plans:
-            result = self._detect_pass(copies.image, plan, settings, copies)
+            result = self.detect_pass(copies.image, plan, settings, copies)
             # A coarse copy invites false boxes (a small whole figure can look like one face).
             # Where a finer pass saw the same spot whole, at a size it handles, its verdict
             # stands; the coarse pass only adds faces cut by seams or too big for finer passes.
@@ -221,7 +221,7 @@ class CenterFace:
             crop = image.crop(crop_rect).transpose(turn)
             long_side = max(box[2] - box[0], box[3] - box[1])
             plan = Plan(scale=min(fine_scale, LARGEST_RELIABLE_FACE_PX / max(long_side, 1.0)))
-            seen = self._detect_pass(crop, plan, settings).detections
+            seen = self.detect_pass(crop, plan, settings).detections
             seen = rotation.unturned(seen, crop.size, turn).shifted(crop_rect[0], crop_rect[1])
             keep[index] = bool((ious(box, seen.boxes) >= CONFIRM_SAME_FACE_IOU).any())
         return candidates.subset(keep)
@@ -233,7 +233,7 @@ class CenterFace:
         `filled`: the regions were filled with one colour (the opaque mask)."""
         return verification.faces_left(self, image, regions, settings, filled)
 
-    def _detect_pass(
+    def detect_pass(
         self, image: Image.Image, plan: Plan, settings: DetectionSettings, copies: Copies | None = None
     ) -> PassResult:
         """Detect on `image` resized by plan.scale; boxes come back in `image`'s pixels.

@@ -91,7 +91,7 @@ def _faces_in_crop(
         turned = crop.transpose(turn)
     else:
         turned = crop
-    candidates = detector._detect_pass(turned, plan, settings).detections
+    candidates = detector.detect_pass(turned, plan, settings).detections
     inside = np.array([_centre_in_any(box, regions) for box in candidates.boxes], bool)
     candidates = candidates.subset(inside)
     if len(candidates.scores):
@@ -122,7 +122,7 @@ def _owed_to_content(
     # A lower threshold, so the control's score is measured even when it falls just under.
     lower = max(settings.threshold - CONTENT_SCORE_MARGIN, 0.02)
     control_settings = dataclasses.replace(settings, threshold=lower)
-    outline_only = detector._detect_pass(control, plan, control_settings).detections
+    outline_only = detector.detect_pass(control, plan, control_settings).detections
     keep = np.ones(len(candidates.scores), bool)
     for index, (box, score) in enumerate(zip(candidates.boxes, candidates.scores)):
         same_place = ious(box, outline_only.boxes) >= CONTROL_SAME_FACE_IOU
